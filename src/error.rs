@@ -1,0 +1,105 @@
+//! shim's one error type: a message that reads as one `shim:` line saying what failed and
+//! what to do, and the exit code that goes with it (SPEC §5).
+
+use std::ffi::OsStr;
+use std::fmt;
+
+use nix::errno::Errno;
+
+use crate::exit::{self, ExitCode};
+use crate::sys::SpawnError;
+
+#[derive(Debug)]
+pub struct Error {
+    pub message: String,
+    pub code: ExitCode,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error {
+    /// shim's own setup failed: `failed to <what>: <cause>`.
+    pub fn setup(what: &str, errno: Errno) -> Error {
+        Error { message: format!("failed to {what}: {}", errno.desc()), code: exit::FAILED }
+    }
+
+    /// The program could not be started.
+    pub fn spawn(program: &OsStr, e: SpawnError) -> Error {
+        let name = program.to_string_lossy();
+        match e {
+            SpawnError::BadArgument => Error {
+                message: format!("failed to run '{name}': an argument or variable holds a NUL byte"),
+                code: exit::FAILED,
+            },
+            SpawnError::Setup { what, errno } => {
+                let hint = match errno {
+                    Errno::EAGAIN => "; too many processes: raise the limit (ulimit -u, pids.max)",
+                    Errno::ENOMEM => "; out of memory",
+                    _ => "",
+                };
+                Error {
+                    message: format!("failed to start '{name}': {what}: {}{hint}", errno.desc()),
+                    code: exit::FAILED,
+                }
+            }
+            SpawnError::Exec(errno) => {
+                let code = exec_failure_code(errno);
+                let reason = match errno {
+                    Errno::ENOENT | Errno::ENOTDIR if name.contains('/') => "no such file".to_string(),
+                    Errno::ENOENT | Errno::ENOTDIR => {
+                        "not found in PATH; check the name or give its full path".to_string()
+                    }
+                    Errno::EACCES => "permission denied; is it a directory, or not executable (chmod +x)?".to_string(),
+                    Errno::ENOEXEC => {
+                        "exec format error; a script needs a #! line, or the binary is for another architecture"
+                            .to_string()
+                    }
+                    e => e.desc().to_lowercase(),
+                };
+                Error { message: format!("failed to run '{name}': {reason}"), code }
+            }
+        }
+    }
+}
+
+/// The shell's convention: 127 when the program does not exist, 126 when it exists but
+/// cannot be run.
+pub fn exec_failure_code(errno: Errno) -> ExitCode {
+    match errno {
+        Errno::ENOENT | Errno::ENOTDIR => exit::NOT_FOUND,
+        _ => exit::NOT_EXECUTABLE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_is_127_anything_else_126() {
+        assert_eq!(exec_failure_code(Errno::ENOENT), exit::NOT_FOUND);
+        assert_eq!(exec_failure_code(Errno::ENOTDIR), exit::NOT_FOUND);
+        for e in [Errno::EACCES, Errno::ENOEXEC, Errno::EPERM, Errno::ETXTBSY, Errno::E2BIG] {
+            assert_eq!(exec_failure_code(e), exit::NOT_EXECUTABLE, "{e}");
+        }
+    }
+
+    #[test]
+    fn messages_name_the_program_and_what_to_do() {
+        let e = Error::spawn(OsStr::new("srv"), SpawnError::Exec(Errno::ENOENT));
+        assert_eq!(e.message, "failed to run 'srv': not found in PATH; check the name or give its full path");
+        let e = Error::spawn(OsStr::new("./srv"), SpawnError::Exec(Errno::ENOENT));
+        assert_eq!(e.message, "failed to run './srv': no such file");
+        let e = Error::spawn(OsStr::new("srv"), SpawnError::Setup { what: "fork", errno: Errno::EAGAIN });
+        assert!(
+            e.message.starts_with("failed to start 'srv': fork: ") && e.message.contains("raise the limit"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.code, exit::FAILED);
+    }
+}

@@ -1,0 +1,55 @@
+//! The `shim` binary: block signals, parse, run, exit. Everything else lives in the library.
+
+use std::io::Write;
+
+use shim::config::{self, Command};
+use shim::{exit, log, supervisor, sys, warn};
+
+/// Runs from `.init_array`, before Rust's runtime initialisation and `main`: the kernel drops
+/// a signal with no handler sent to PID 1, so the sooner signals are blocked (and so queued),
+/// the smaller the window in which a `docker stop` right after start is lost.
+#[allow(unsafe_code)]
+#[used]
+#[link_section = ".init_array"]
+static BLOCK_SIGNALS_AT_LOAD: extern "C" fn() = sys::block_signals_at_load;
+
+fn main() {
+    // First thing, and again after the loader-time call: this one can report a failure.
+    let blocked = sys::block_signals();
+
+    let command = config::parse(std::env::args_os(), |name| std::env::var_os(name));
+    let config = match command {
+        Ok(Command::Run(config)) => config,
+        Ok(Command::Help) => print_and_exit(&config::help()),
+        Ok(Command::Version) => print_and_exit(&config::version()),
+        Err(config::UsageError(what)) => {
+            let text = format!("shim: {what}\n{}\n", config::USAGE);
+            sys::write_stderr(text.as_bytes());
+            std::process::exit(exit::USAGE.0.into());
+        }
+    };
+    log::set_level(config.verbosity);
+
+    if let Err(e) = blocked {
+        warn!("failed to block signals: {}", e.desc());
+        std::process::exit(exit::FAILED.0.into());
+    }
+    if let Err(e) = sys::reset_sigpipe() {
+        warn!("failed to reset SIGPIPE to its default for the program: {}", e.desc());
+        std::process::exit(exit::FAILED.0.into());
+    }
+
+    match supervisor::run(&config) {
+        Ok(code) => std::process::exit(code.0.into()),
+        Err(e) => {
+            warn!("{e}");
+            std::process::exit(e.code.0.into());
+        }
+    }
+}
+
+/// `--help` and `--version` go to stdout. A closed stdout is no reason to fail, nor to panic.
+fn print_and_exit(text: &str) -> ! {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    std::process::exit(0);
+}

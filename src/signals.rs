@@ -1,0 +1,220 @@
+//! Signal numbers as shim reasons about them: names, parsing, and which class each belongs to
+//! (stop, fault, job control, forwarded). Pure: nothing here sends or receives a signal.
+//!
+//! Signals are plain numbers wrapped in [`Sig`] rather than `nix::sys::signal::Signal`,
+//! because that enum has no real-time signals and shim forwards those too.
+
+use std::fmt;
+
+/// A signal number, 1..=[`max`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sig(i32);
+
+pub const SIGHUP: Sig = Sig(libc::SIGHUP);
+pub const SIGINT: Sig = Sig(libc::SIGINT);
+pub const SIGQUIT: Sig = Sig(libc::SIGQUIT);
+pub const SIGKILL: Sig = Sig(libc::SIGKILL);
+pub const SIGUSR1: Sig = Sig(libc::SIGUSR1);
+pub const SIGTERM: Sig = Sig(libc::SIGTERM);
+pub const SIGCHLD: Sig = Sig(libc::SIGCHLD);
+pub const SIGCONT: Sig = Sig(libc::SIGCONT);
+pub const SIGSTOP: Sig = Sig(libc::SIGSTOP);
+pub const SIGTSTP: Sig = Sig(libc::SIGTSTP);
+pub const SIGTTIN: Sig = Sig(libc::SIGTTIN);
+pub const SIGTTOU: Sig = Sig(libc::SIGTTOU);
+pub const SIGPIPE: Sig = Sig(libc::SIGPIPE);
+
+/// Names of the classic signals, indexed by number. Real-time ones are named relative to
+/// SIGRTMIN/SIGRTMAX as `kill -l` does.
+const NAMES: [(&str, i32); 31] = [
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+    ("SYS", libc::SIGSYS),
+];
+
+/// Aliases accepted on input only.
+const ALIASES: [(&str, i32); 3] = [("IOT", libc::SIGABRT), ("POLL", libc::SIGIO), ("CLD", libc::SIGCHLD)];
+
+/// The highest signal number the kernel knows (64 on Linux).
+pub fn max() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// SIGRTMIN as glibc, bash's `kill -l` and Docker number it. The kernel's first real-time
+/// signal is 32, and each libc reserves a few for itself (glibc 2, musl 3), but names are for
+/// the people and tools sending them, and those agree on 34.
+fn rtmin() -> i32 {
+    34
+}
+
+impl Sig {
+    /// A signal from its number, if it is one.
+    pub fn new(n: i32) -> Option<Sig> {
+        (1..=max()).contains(&n).then_some(Sig(n))
+    }
+
+    pub fn number(self) -> i32 {
+        self.0
+    }
+
+    /// Every signal a process can catch or block: all but SIGKILL and SIGSTOP.
+    pub fn catchable() -> impl Iterator<Item = Sig> {
+        (1..=max()).map(Sig).filter(|s| *s != SIGKILL && *s != SIGSTOP)
+    }
+
+    /// The signals that begin a stop (SPEC §4).
+    pub fn is_stop(self) -> bool {
+        matches!(self.0, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+    }
+
+    /// Synchronous fault signals: sent to shim they mean nothing to the program, so they are
+    /// not forwarded (SPEC §3).
+    pub fn is_fault(self) -> bool {
+        matches!(
+            self.0,
+            libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS | libc::SIGABRT
+        )
+    }
+
+    /// The terminal job-control signals.
+    pub fn is_job_control(self) -> bool {
+        matches!(self.0, libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU)
+    }
+
+    /// Parse `TERM`, `SIGTERM`, `term`, `15`, `RTMIN+3`, `SIGRTMAX-1`.
+    pub fn parse(text: &str) -> Result<Sig, String> {
+        let bad = || format!("unknown signal '{text}' (try TERM, SIGUSR1, 15 or RTMIN+2)");
+        let upper = text.to_ascii_uppercase();
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        if name.bytes().all(|b| b.is_ascii_digit()) {
+            return name.parse::<i32>().ok().and_then(Sig::new).ok_or_else(bad);
+        }
+        if let Some(&(_, n)) = NAMES.iter().chain(ALIASES.iter()).find(|(nm, _)| *nm == name) {
+            return Ok(Sig(n));
+        }
+        let rt = |rest: &str, base: i32, sign: i32| -> Option<Sig> {
+            let offset = if rest.is_empty() {
+                0
+            } else {
+                rest.strip_prefix(if sign > 0 { '+' } else { '-' })?.parse::<i32>().ok()?
+            };
+            let n = base.checked_add(sign.checked_mul(offset)?)?;
+            (rtmin()..=max()).contains(&n).then_some(Sig(n))
+        };
+        let found = if let Some(rest) = name.strip_prefix("RTMIN") {
+            rt(rest, rtmin(), 1)
+        } else if let Some(rest) = name.strip_prefix("RTMAX") {
+            rt(rest, max(), -1)
+        } else {
+            None
+        };
+        found.ok_or_else(bad)
+    }
+}
+
+impl fmt::Display for Sig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((name, _)) = NAMES.iter().find(|(_, n)| *n == self.0) {
+            return write!(f, "SIG{name}");
+        }
+        let (min, max) = (rtmin(), max());
+        if self.0 >= min && self.0 - min <= max - self.0 {
+            match self.0 - min {
+                0 => write!(f, "SIGRTMIN"),
+                d => write!(f, "SIGRTMIN+{d}"),
+            }
+        } else if self.0 >= min && self.0 <= max {
+            match max - self.0 {
+                0 => write!(f, "SIGRTMAX"),
+                d => write!(f, "SIGRTMAX-{d}"),
+            }
+        } else {
+            write!(f, "SIG{}", self.0)
+        }
+    }
+}
+
+impl fmt::Debug for Sig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}({})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_numbers_and_prefixes() {
+        assert_eq!(Sig::parse("TERM"), Ok(SIGTERM));
+        assert_eq!(Sig::parse("SIGTERM"), Ok(SIGTERM));
+        assert_eq!(Sig::parse("sigterm"), Ok(SIGTERM));
+        assert_eq!(Sig::parse("15"), Ok(SIGTERM));
+        assert_eq!(Sig::parse("SIG15"), Ok(SIGTERM));
+        assert_eq!(Sig::parse("32").map(Sig::number), Ok(32));
+        assert_eq!(Sig::parse("USR1"), Ok(SIGUSR1));
+        assert_eq!(Sig::parse("IOT").map(Sig::number), Ok(libc::SIGABRT));
+    }
+
+    #[test]
+    fn parses_real_time_relative_names() {
+        assert_eq!(Sig::parse("RTMIN").map(Sig::number), Ok(34));
+        assert_eq!(Sig::parse("SIGRTMIN+3").map(Sig::number), Ok(rtmin() + 3));
+        assert_eq!(Sig::parse("RTMAX-1").map(Sig::number), Ok(max() - 1));
+        assert_eq!(Sig::parse("RTMAX").map(Sig::number), Ok(max()));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_signal() {
+        for bad in ["", "0", "65", "-1", "TERMX", "RTMIN+99", "RTMAX+1", "RTMIN-1", "RTMIN3", "SIG", "+15", "SIG-1"] {
+            assert!(Sig::parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for sig in (1..=max()).filter_map(Sig::new) {
+            assert_eq!(Sig::parse(&sig.to_string()), Ok(sig), "{sig:?}");
+        }
+    }
+
+    #[test]
+    fn classes() {
+        assert!(SIGTERM.is_stop() && SIGINT.is_stop() && SIGQUIT.is_stop());
+        assert!(!SIGHUP.is_stop());
+        assert!(Sig::parse("SEGV").unwrap().is_fault());
+        assert!(!SIGUSR1.is_fault());
+        assert!(SIGTSTP.is_job_control() && !SIGCONT.is_job_control());
+        let catchable: Vec<_> = Sig::catchable().collect();
+        assert!(!catchable.contains(&SIGKILL) && !catchable.contains(&SIGSTOP));
+        assert_eq!(catchable.len() as i32, max() - 2);
+    }
+}

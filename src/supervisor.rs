@@ -1,0 +1,226 @@
+//! One supervision from spawn to exit: the loop that waits in the kernel for a signal or the
+//! next deadline, turns what the kernel says into [`Event`]s, feeds them to the [`Machine`],
+//! and carries out its [`Action`]s through [`sys`]. It decides nothing itself.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+
+use crate::config::Config;
+use crate::duration;
+use crate::error::Error;
+use crate::exit::{ExitCode, Status};
+use crate::machine::{Action, Dropped, Event, JobControl, Machine, Origin, Policy, Target, Why};
+use crate::signals::{Sig, SIGCHLD};
+use crate::sys::{self, Sent, Wait};
+use crate::{info, warn};
+
+/// What the loop knows besides the machine's state.
+struct Run {
+    child: Pid,
+    pid1: bool,
+    start: Instant,
+    spawned: Instant,
+    grace: Duration,
+}
+
+/// Run `config.program` under supervision and return the code shim should exit with.
+pub fn run(config: &Config) -> Result<ExitCode, Error> {
+    let start = Instant::now();
+    let pid1 = sys::pid() == 1;
+    if !pid1 {
+        if let Err(e) = sys::become_subreaper() {
+            warn!("could not become a child subreaper ({}): orphans will not be reaped or stopped by shim", e.desc());
+        }
+    }
+    let foreground = sys::stdin_is_foreground_terminal();
+    let child = sys::spawn(&config.program, foreground).map_err(|e| Error::spawn(&config.program[0], e))?;
+    let run = Run { child, pid1, start, spawned: Instant::now(), grace: config.grace };
+    info!(
+        1,
+        "started {} as pid {child} in process group {child}{}{}",
+        Quoted(&config.program),
+        if pid1 { ", as PID 1" } else { ", as subreaper" },
+        if foreground { ", in the terminal's foreground" } else { "" },
+    );
+
+    // The program has its own copies of inherited fds and of the working directory.
+    if let Err(e) = sys::close_inherited_fds() {
+        warn!("could not close inherited file descriptors: {}", e.desc());
+    }
+    if let Err(e) = sys::leave_working_directory() {
+        warn!("could not move to /: {}", e.desc());
+    }
+
+    let job_control = if !pid1 && foreground { JobControl::Follow } else { JobControl::Off };
+    let mut machine = Machine::new(Policy { grace: config.grace, forward_to: config.forward_to, job_control });
+    loop {
+        let timeout = machine.deadline().map(|due| due.saturating_sub(start.elapsed()));
+        let woken = sys::wait_signal(timeout).map_err(|e| Error::setup("wait for signals", e))?;
+        let [first, second] = run.events(woken);
+        // The deadline is checked after every wake, not only on a timeout: under a steady
+        // stream of signals the wait never times out, and escalation must not starve.
+        for event in [first, second, Some(Event::Tick)].into_iter().flatten() {
+            if event == Event::Tick && !machine.deadline().is_some_and(|due| start.elapsed() >= due) {
+                continue;
+            }
+            for action in machine.handle(event, start.elapsed()) {
+                if let Some(code) = run.carry_out(action) {
+                    return Ok(code);
+                }
+            }
+        }
+    }
+}
+
+impl Run {
+    /// The events one wake-up stands for.
+    fn events(&self, woken: Wait) -> [Option<Event>; 2] {
+        match woken {
+            Wait::Nothing => [Some(Event::Tick), None],
+            Wait::Signal { sig, .. } if sig == SIGCHLD => self.reap(),
+            Wait::Signal { sig, origin: Origin::Shim } => [Some(Event::OwnSignal(sig)), None],
+            Wait::Signal { sig, origin: Origin::Outside } => {
+                info!(3, "received {sig}");
+                [Some(Event::Signal(sig)), None]
+            }
+        }
+    }
+
+    fn reap(&self) -> [Option<Event>; 2] {
+        let drained = match sys::drain(self.child) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("waiting for children failed: {}", e.desc());
+                return [None, None];
+            }
+        };
+        if let Some(status) = drained.main {
+            let after = duration::display(self.spawned.elapsed());
+            match status {
+                Status::Exited(code) => info!(1, "main child {} exited with {code} after {after}", self.child),
+                Status::Signaled(sig) => info!(1, "main child {} was killed by {sig} after {after}", self.child),
+            }
+        }
+        if drained.others > 0 {
+            info!(2, "reaped {} orphaned process(es)", drained.others);
+        }
+        let stopped = drained.main_stopped.then_some(Event::MainStopped);
+        let reaped = drained.left.map(|left| Event::Reaped { main: drained.main, left });
+        [stopped, reaped]
+    }
+
+    /// Do what the machine decided; `Some(code)` when shim should exit.
+    fn carry_out(&self, action: Action) -> Option<ExitCode> {
+        match action {
+            Action::Send { sig, to, why } => {
+                match why {
+                    Why::Forward => info!(1, "forwarding {sig} to {}", self.name(to)),
+                    Why::StopBegins => info!(
+                        1,
+                        "{sig}: stopping; forwarding it to {}, SIGKILL to everything left in {}",
+                        self.name(to),
+                        duration::display(self.grace)
+                    ),
+                    Why::Leftovers => info!(
+                        1,
+                        "main child exited, other processes remain: {sig} to them, SIGKILL in {}",
+                        duration::display(self.grace)
+                    ),
+                    Why::Escalate => {
+                        info!(1, "grace period of {} is over: {sig} to everything left", duration::display(self.grace))
+                    }
+                }
+                self.send(sig, to);
+            }
+            Action::Drop { sig, why } => {
+                let reason = match why {
+                    Dropped::Fault => "a fault signal means nothing to the program",
+                    Dropped::NoTarget => "nothing left to send it to",
+                    Dropped::OwnSignal => "shim caused it itself",
+                };
+                info!(2, "not forwarding {sig}: {reason}");
+            }
+            Action::SuspendSelf => {
+                info!(1, "the program stopped; stopping too, to hand the terminal back");
+                if let Err(e) = sys::stop_self() {
+                    warn!("could not stop: {}", e.desc());
+                }
+            }
+            Action::ForegroundChild => {
+                if let Err(e) = sys::give_terminal(self.child) {
+                    warn!("could not give the terminal back to the program: {}", e.desc());
+                }
+            }
+            Action::Exit(code) => {
+                info!(1, "exiting with {} after {}", code.0, duration::display(self.start.elapsed()));
+                return Some(code);
+            }
+        }
+        None
+    }
+
+    fn send(&self, sig: Sig, to: Target) {
+        let result = match to {
+            Target::Child => sys::signal_process(self.child, sig),
+            Target::Group => sys::signal_group(self.child, sig),
+            Target::Everyone if self.pid1 => sys::signal_namespace(sig),
+            Target::Everyone => return self.send_to_descendants(sig),
+        };
+        match result {
+            Ok(Sent::Delivered) => {}
+            Ok(Sent::NoneThere) => info!(2, "{sig}: {} is gone already", self.name(to)),
+            Err(e) => warn!("could not send {sig} to {}: {}", self.name(to), e.desc()),
+        }
+    }
+
+    /// As subreaper, "everything" is every descendant, found in /proc: a process that left the
+    /// group (setsid, a daemon) is still shim's to stop.
+    fn send_to_descendants(&self, sig: Sig) {
+        // The group first: it needs no scan, and a fork between scan and kill cannot escape it.
+        if let Err(e) = sys::signal_group(self.child, sig) {
+            warn!("could not send {sig} to group {}: {}", self.child, e.desc());
+        }
+        match sys::descendants() {
+            Ok(found) => {
+                // Members of the group got it already; a second SIGTERM would reach a handler twice.
+                for e in found.iter().filter(|e| e.pgrp != self.child.as_raw()) {
+                    match sys::signal_process(Pid::from_raw(e.pid), sig) {
+                        Ok(_) => {}
+                        Err(err) => warn!("could not send {sig} to pid {}: {}", e.pid, err.desc()),
+                    }
+                }
+            }
+            Err(e) => {
+                warn!("could not list descendants in /proc ({}): only group {} was signalled", e.desc(), self.child)
+            }
+        }
+    }
+
+    fn name(&self, to: Target) -> String {
+        match to {
+            Target::Child => format!("pid {}", self.child),
+            Target::Group => format!("group {}", self.child),
+            Target::Everyone if self.pid1 => "every process in the namespace".to_string(),
+            Target::Everyone => "every descendant".to_string(),
+        }
+    }
+}
+
+/// A command line for a log line.
+struct Quoted<'a>(&'a [OsString]);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("'")?;
+        for (i, word) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(&word.to_string_lossy())?;
+        }
+        f.write_str("'")
+    }
+}

@@ -1,0 +1,467 @@
+//! The thin layer that calls the kernel: signal mask and waiting, spawning the program,
+//! reaping, sending signals, the terminal, fds, and reading `/proc`. It decides nothing that
+//! the state machine could; it reports what the kernel said. The only module with `unsafe`.
+//!
+//! Where nix is not used, the reason is given: mostly real-time signal numbers (nix's `Signal`
+//! enum has none) and the libc wrappers that silently refuse the signals libc reserves for
+//! its threads (32-34), which shim must still block, receive and forward.
+#![allow(unsafe_code)]
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::{self, ForkResult, Pid};
+
+use crate::exit::Status;
+use crate::machine::{Left, Origin};
+use crate::proctree;
+use crate::signals::Sig;
+
+/// Every catchable signal, as the kernel's 64-bit mask (bit N-1 for signal N). SIGKILL and
+/// SIGSTOP cannot be blocked; the kernel drops them from any mask anyway.
+const ALL_CATCHABLE: u64 = !((1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1)));
+const NO_SIGNALS: u64 = 0;
+/// The size the kernel's `rt_sig*` calls expect for a mask.
+const KERNEL_SIGSET_SIZE: usize = std::mem::size_of::<u64>();
+
+fn set_mask(mask: &u64) -> Errno {
+    // SAFETY: rt_sigprocmask reads KERNEL_SIGSET_SIZE bytes from a valid u64 and writes
+    // nothing (old set is NULL). It is async-signal-safe, so this may run between fork and exec.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            mask as *const u64,
+            std::ptr::null_mut::<u64>(),
+            KERNEL_SIGSET_SIZE,
+        )
+    };
+    if rc == 0 {
+        Errno::UnknownErrno
+    } else {
+        Errno::last()
+    }
+}
+
+/// Block every catchable signal. A signal with no handler sent to PID 1 is dropped by the
+/// kernel, but a blocked one is queued (signal(7), `sig_ignored()` in kernel/signal.c), so this
+/// comes before anything else. The raw syscall, because libc's `sigprocmask` quietly leaves its
+/// reserved signals unblocked, and one of those would kill shim when it is not PID 1.
+pub fn block_signals() -> Result<(), Errno> {
+    match set_mask(&ALL_CATCHABLE) {
+        Errno::UnknownErrno => Ok(()),
+        e => Err(e),
+    }
+}
+
+/// For `.init_array`: blocks signals before even Rust's runtime initialisation runs.
+pub extern "C" fn block_signals_at_load() {
+    // Nothing can be reported this early; main blocks again and reports a failure.
+    let _ = set_mask(&ALL_CATCHABLE);
+}
+
+/// Put SIGPIPE back to its default. Rust's runtime ignores it, and an ignored disposition
+/// survives exec, so the program would inherit it. shim keeps it blocked, so its own writes to a
+/// closed pipe fail with EPIPE instead of killing it.
+pub fn reset_sigpipe() -> Result<(), Errno> {
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing SIG_DFL runs no handler code, so no handler-safety rule applies.
+    unsafe { nix::sys::signal::sigaction(Signal::SIGPIPE, &default) }.map(drop)
+}
+
+/// What waiting for a signal gave.
+#[derive(Debug)]
+pub enum Wait {
+    Signal {
+        sig: Sig,
+        origin: Origin,
+    },
+    /// The timeout ran out, or the wait was interrupted (SIGSTOP/SIGCONT do that).
+    Nothing,
+}
+
+/// Sleep in the kernel until a blocked signal is pending or `timeout` passes; `None` waits
+/// forever. No fd, no poll loop: idle costs nothing.
+pub fn wait_signal(timeout: Option<Duration>) -> Result<Wait, Errno> {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the mask is a valid u64 of KERNEL_SIGSET_SIZE bytes, info is writable, and ts_ptr
+    // is NULL or points to a timespec that outlives the call. The raw syscall, because libc's
+    // wrapper may strip its reserved signals from the set.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &ALL_CATCHABLE as *const u64,
+            &mut info as *mut libc::siginfo_t,
+            ts_ptr,
+            KERNEL_SIGSET_SIZE,
+        )
+    };
+    if rc < 0 {
+        return match Errno::last() {
+            Errno::EAGAIN | Errno::EINTR => Ok(Wait::Nothing),
+            e => Err(e),
+        };
+    }
+    let Some(sig) = i32::try_from(rc).ok().and_then(Sig::new) else {
+        return Ok(Wait::Nothing);
+    };
+    // si_code <= 0 means a process sent it (SI_USER, SI_QUEUE, SI_TKILL): then si_pid names it.
+    // A SIGPIPE from shim's own write to a closed pipe arrives this way with shim's own pid.
+    // SAFETY: for these codes the kernel filled the si_pid union member.
+    let sender = (info.si_code <= 0).then(|| unsafe { info.si_pid() });
+    let origin = if sender == Some(std::process::id() as i32) { Origin::Shim } else { Origin::Outside };
+    Ok(Wait::Signal { sig, origin })
+}
+
+/// Become the reaper of orphaned descendants, as PID 1 is for a namespace (prctl(2)).
+pub fn become_subreaper() -> Result<(), Errno> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
+
+pub fn pid() -> i32 {
+    unistd::getpid().as_raw()
+}
+
+/// Why the program could not be started.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The program or its arguments cannot be passed to exec (a NUL byte).
+    BadArgument,
+    /// shim could not set up or fork.
+    Setup { what: &'static str, errno: Errno },
+    /// exec failed in the child; this is the errno it reported.
+    Exec(Errno),
+}
+
+/// Everything the child needs, allocated before fork: between fork and exec only
+/// async-signal-safe calls are allowed, and allocating is not one.
+struct Prepared {
+    candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+/// The default PATH when none is set, as musl's execvp uses.
+const DEFAULT_PATH: &[u8] = b"/usr/local/bin:/bin:/usr/bin";
+
+fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
+    let cstr = |b: &[u8]| CString::new(b).map_err(|_| SpawnError::BadArgument);
+    let argv: Vec<CString> = program.iter().map(|w| cstr(w.as_bytes())).collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            cstr(&kv)
+        })
+        .collect::<Result<_, _>>()?;
+    let name = argv.first().ok_or(SpawnError::BadArgument)?.as_bytes();
+    // Like execvp: a name with a slash is a path; otherwise each PATH entry is tried, an empty
+    // entry meaning the current directory.
+    let candidates = if name.contains(&b'/') {
+        vec![cstr(name)?]
+    } else {
+        let path = std::env::var_os("PATH").map(OsString::into_vec);
+        let path = path.as_deref().unwrap_or(DEFAULT_PATH);
+        path.split(|&b| b == b':')
+            .map(|dir| {
+                let mut full = dir.to_vec();
+                if !dir.is_empty() {
+                    full.push(b'/');
+                }
+                full.extend_from_slice(name);
+                cstr(&full)
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let ptrs = |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    Ok(Prepared { candidates, argv_ptrs: ptrs(&argv), _argv: argv, envp_ptrs: ptrs(&envp), _envp: envp })
+}
+
+/// Start the program in a new process group of its own, with an empty signal mask, and
+/// return its pid once exec has succeeded. When `foreground`, the group is made the
+/// terminal's foreground group first. exec failure is reported by the child through a
+/// close-on-exec pipe, so it is known, not guessed: EOF means exec succeeded.
+pub fn spawn(program: &[OsString], foreground: bool) -> Result<Pid, SpawnError> {
+    let prepared = prepare(program)?;
+    let (read_end, write_end) =
+        unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Setup { what: "create a pipe", errno })?;
+
+    // SAFETY: shim is single-threaded here, and the child calls only async-signal-safe
+    // functions (setpgid, tcsetpgrp, rt_sigprocmask, execve, write, _exit) on memory prepared
+    // before the fork.
+    match unsafe { unistd::fork() } {
+        Err(errno) => Err(SpawnError::Setup { what: "fork", errno }),
+        Ok(ForkResult::Child) => exec_child(&prepared, foreground, write_end),
+        Ok(ForkResult::Parent { child }) => {
+            drop(write_end);
+            // Also set the group from this side so it exists by the time fork returns here, not
+            // only once the child gets to run. EACCES: the child already exec'd (and did it
+            // itself); ESRCH: it already exited.
+            match unistd::setpgid(child, child) {
+                Ok(()) | Err(Errno::EACCES) | Err(Errno::ESRCH) => {}
+                Err(errno) => crate::warn!("could not put the program in its own process group: {}", errno.desc()),
+            }
+            match read_exec_report(&read_end) {
+                None => Ok(child),
+                Some(errno) => {
+                    // Collect the failed child so it is not left a zombie.
+                    let _ = reap_one(child);
+                    Err(SpawnError::Exec(errno))
+                }
+            }
+        }
+    }
+}
+
+/// The errno the child sent, or `None` at EOF (exec succeeded).
+fn read_exec_report(read_end: &OwnedFd) -> Option<Errno> {
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < buf.len() {
+        match unistd::read(read_end, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    (got == buf.len()).then(|| Errno::from_raw(i32::from_ne_bytes(buf)))
+}
+
+fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
+    // SAFETY (whole function): only async-signal-safe calls, on memory prepared before fork.
+    // SAFETY: setpgid(0, 0) on the calling process takes no pointers.
+    unsafe { libc::setpgid(0, 0) };
+    if foreground {
+        // The signal mask is still full here, so a background tcsetpgrp is not stopped by
+        // SIGTTOU (tcsetpgrp(3)).
+        // SAFETY: tcsetpgrp takes an fd and a pid, no pointers.
+        unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid()) };
+    }
+    // The program starts with nothing blocked, whatever shim blocks.
+    let _ = set_mask(&NO_SIGNALS);
+    let mut errno = Errno::ENOENT;
+    let mut denied = false;
+    for path in &p.candidates {
+        // SAFETY: path, argv and envp are NUL-terminated strings in NULL-terminated arrays
+        // that live until exec replaces this process.
+        unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };
+        errno = Errno::last();
+        match errno {
+            // As execvp: keep looking, but report EACCES if nothing else is found.
+            Errno::EACCES => denied = true,
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            _ => break,
+        }
+    }
+    if denied && matches!(errno, Errno::ENOENT | Errno::ENOTDIR) {
+        errno = Errno::EACCES;
+    }
+    let bytes = (errno as i32).to_ne_bytes();
+    // SAFETY: writes 4 bytes from a live buffer to an fd this process owns, then exits
+    // without running Rust or atexit destructors, which are not safe after fork.
+    unsafe {
+        libc::write(report.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
+    }
+}
+
+fn decode(raw: libc::c_int) -> Option<Status> {
+    if libc::WIFEXITED(raw) {
+        Some(Status::Exited(libc::WEXITSTATUS(raw) as u8))
+    } else if libc::WIFSIGNALED(raw) {
+        Sig::new(libc::WTERMSIG(raw)).map(Status::Signaled)
+    } else {
+        None
+    }
+}
+
+/// waitpid with a raw status. Not nix's: it fails to decode a death by real-time signal,
+/// after the child was already reaped, and the status would be lost.
+fn waitpid_raw(pid: libc::pid_t, flags: libc::c_int) -> Result<(libc::pid_t, libc::c_int), Errno> {
+    let mut raw: libc::c_int = 0;
+    loop {
+        // SAFETY: raw is a valid, writable c_int for the duration of the call.
+        let rc = unsafe { libc::waitpid(pid, &mut raw, flags) };
+        match rc {
+            -1 if Errno::last() == Errno::EINTR => continue,
+            -1 => return Err(Errno::last()),
+            pid => return Ok((pid, raw)),
+        }
+    }
+}
+
+fn reap_one(pid: Pid) -> Result<(), Errno> {
+    waitpid_raw(pid.as_raw(), 0).map(drop)
+}
+
+/// What one full drain of `waitpid` found.
+#[derive(Debug, Default)]
+pub struct Drained {
+    pub main: Option<Status>,
+    pub main_stopped: bool,
+    /// Other processes (orphans) reaped.
+    pub others: u32,
+    pub left: Option<Left>,
+}
+
+/// Reap every child that has exited. SIGCHLDs coalesce, so one may stand for many exits: loop
+/// until waitpid says none is ready (0: some remain) or there are none at all (ECHILD).
+pub fn drain(main: Pid) -> Result<Drained, Errno> {
+    let mut d = Drained::default();
+    loop {
+        match waitpid_raw(-1, libc::WNOHANG | libc::WUNTRACED) {
+            Ok((0, _)) => {
+                d.left = Some(Left::Some);
+                return Ok(d);
+            }
+            Err(Errno::ECHILD) => {
+                d.left = Some(Left::Nothing);
+                return Ok(d);
+            }
+            Err(e) => return Err(e),
+            Ok((pid, raw)) if libc::WIFSTOPPED(raw) => d.main_stopped |= pid == main.as_raw(),
+            Ok((pid, raw)) => match decode(raw) {
+                Some(status) if pid == main.as_raw() => d.main = Some(status),
+                Some(_) => d.others += 1,
+                None => {}
+            },
+        }
+    }
+}
+
+/// What sending a signal did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    Delivered,
+    /// ESRCH: nothing there any more. The expected race, not an error.
+    NoneThere,
+}
+
+fn kill_raw(pid: libc::pid_t, sig: Sig) -> Result<Sent, Errno> {
+    // kill(2) by number: nix's Signal has no real-time signals.
+    // SAFETY: kill takes two integers and no pointers.
+    match unsafe { libc::kill(pid, sig.number()) } {
+        0 => Ok(Sent::Delivered),
+        _ => match Errno::last() {
+            Errno::ESRCH => Ok(Sent::NoneThere),
+            e => Err(e),
+        },
+    }
+}
+
+/// Signal one process.
+pub fn signal_process(pid: Pid, sig: Sig) -> Result<Sent, Errno> {
+    if pid.as_raw() <= 1 {
+        return Err(Errno::EINVAL);
+    }
+    kill_raw(pid.as_raw(), sig)
+}
+
+/// Signal a process group. Refuses pgid <= 1: `kill(-1)` would reach everything the user may
+/// signal, and `kill(0)` shim's own group.
+pub fn signal_group(pgid: Pid, sig: Sig) -> Result<Sent, Errno> {
+    if pgid.as_raw() <= 1 {
+        return Err(Errno::EINVAL);
+    }
+    kill_raw(-pgid.as_raw(), sig)
+}
+
+/// Signal every process in the PID namespace but shim. Only as its PID 1: anywhere else
+/// `kill(-1)` reaches processes that are not shim's.
+pub fn signal_namespace(sig: Sig) -> Result<Sent, Errno> {
+    if pid() != 1 {
+        return Err(Errno::EPERM);
+    }
+    kill_raw(-1, sig)
+}
+
+/// Every live descendant of shim, from /proc.
+pub fn descendants() -> Result<Vec<proctree::Entry>, Errno> {
+    let dir = std::fs::read_dir("/proc").map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+    let mut entries = Vec::new();
+    let mut path = Vec::with_capacity(32);
+    for item in dir.flatten() {
+        let name = item.file_name();
+        if !name.as_bytes().iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        path.clear();
+        path.extend_from_slice(b"/proc/");
+        path.extend_from_slice(name.as_bytes());
+        path.extend_from_slice(b"/stat");
+        // A process may exit between readdir and read: skip it.
+        if let Ok(text) = std::fs::read_to_string(std::ffi::OsStr::from_bytes(&path)) {
+            entries.extend(proctree::parse_stat(&text));
+        }
+    }
+    Ok(proctree::descendants(pid(), &entries))
+}
+
+/// stdin is a terminal and shim's group is its foreground group, so the program's group should
+/// take the foreground to read it and to receive Ctrl-C.
+pub fn stdin_is_foreground_terminal() -> bool {
+    let stdin = std::io::stdin();
+    unistd::isatty(stdin.as_fd()).unwrap_or(false)
+        && unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|fg| fg == unistd::getpgrp())
+}
+
+/// Make `pgid` the terminal's foreground group. shim blocks SIGTTOU, so this works from the
+/// background too (tcsetpgrp(3)).
+pub fn give_terminal(pgid: Pid) -> Result<(), Errno> {
+    unistd::tcsetpgrp(std::io::stdin().as_fd(), pgid)
+}
+
+/// Stop shim itself; the user's shell sees the job stop and takes the terminal back.
+pub fn stop_self() -> Result<(), Errno> {
+    nix::sys::signal::kill(unistd::getpid(), Signal::SIGSTOP)
+}
+
+/// Close every fd from 3 up that shim inherited: the program has its own copies, and shim
+/// must not keep a socket alive that the program closed. close_range(2), or /proc/self/fd on
+/// kernels before 5.9.
+pub fn close_inherited_fds() -> Result<(), Errno> {
+    // SAFETY: close_range takes integers; no fd owned by Rust code is open at or above 3 here.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd >= 3)
+        .collect();
+    for fd in fds {
+        // SAFETY: closing an integer fd; the directory handle used to list them is closed
+        // already, and EBADF for it is harmless.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// Move to `/` so shim pins no mount the program may want unmounted.
+pub fn leave_working_directory() -> Result<(), Errno> {
+    unistd::chdir("/")
+}
+
+/// Write one whole line to stderr in one write(2), so lines from shim and the program do not
+/// interleave mid-line. Failure is ignored on purpose: there is nowhere left to report it, and
+/// logging must never stop PID 1 (SIGPIPE is blocked, so a closed pipe is just EPIPE).
+pub fn write_stderr(line: &[u8]) {
+    let _ = unistd::write(std::io::stderr().as_fd(), line);
+}
