@@ -248,10 +248,18 @@ impl Machine {
                 self.done = true;
                 Actions::one(Action::Exit(status.exit_code()))
             }
-            Left::Some if just_exited && self.stop.is_none() => {
-                self.begin_stop(Stop::ChildExited, now);
-                Actions::one(Action::Send { sig: SIGTERM, to: Target::Everyone, why: Why::Leftovers })
-            }
+            Left::Some if just_exited => match self.stop.map(|s| s.cause) {
+                None => {
+                    self.begin_stop(Stop::ChildExited, now);
+                    Actions::one(Action::Send { sig: SIGTERM, to: Target::Everyone, why: Why::Leftovers })
+                }
+                // Only the child got the stop signal; the rest get it now. With the group as
+                // target they have it already, and a second SIGTERM often means "quit now".
+                Some(Stop::Requested(sig)) if self.policy.forward_to == ForwardTo::Child => {
+                    Actions::one(Action::Send { sig, to: Target::Everyone, why: Why::Leftovers })
+                }
+                Some(_) => Actions::none(),
+            },
             Left::Some => Actions::none(),
         }
     }
@@ -488,6 +496,24 @@ mod tests {
         let mut m = machine(ForwardTo::Child, JobControl::Off);
         let _ = m.handle(reaped(Some(Status::Exited(0)), Left::Some), ms(0));
         assert_eq!(acts(&mut m, Event::Signal(SIGHUP), ms(1)), [Action::Drop { sig: SIGHUP, why: Dropped::NoTarget }]);
+    }
+
+    #[test]
+    fn with_forward_to_child_the_rest_get_the_stop_signal_when_the_child_exits() {
+        let mut m = machine(ForwardTo::Child, JobControl::Off);
+        let _ = m.handle(Event::Signal(SIGQUIT), ms(0));
+        assert_eq!(
+            acts(&mut m, reaped(Some(Status::Signaled(SIGQUIT)), Left::Some), ms(5)),
+            [send(SIGQUIT, Target::Everyone, Why::Leftovers)]
+        );
+        assert_eq!(m.deadline(), Some(GRACE), "the deadline still counts from the stop signal");
+    }
+
+    #[test]
+    fn with_forward_to_group_the_group_is_not_signalled_twice() {
+        let mut m = group();
+        let _ = m.handle(Event::Signal(SIGTERM), ms(0));
+        assert_eq!(acts(&mut m, reaped(Some(Status::Signaled(SIGTERM)), Left::Some), ms(5)), []);
     }
 
     #[test]
