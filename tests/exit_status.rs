@@ -50,7 +50,8 @@ fn not_executable_is_126_with_one_line() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o755)).unwrap();
     for mode in modes() {
-        for (path, why) in [(&plain, "permission denied"), (&dir, "permission denied"), (&garbage, "exec format error")] {
+        for (path, why) in [(&plain, "permission denied"), (&dir, "permission denied"), (&garbage, "exec format error")]
+        {
             let path = path.to_str().unwrap();
             let (code, _, err) = run(mode, &[path]);
             assert_eq!(code, 126, "{mode:?} {path}: {err}");
@@ -134,7 +135,10 @@ fn verbose_logs_the_lifecycle_as_shim_lines() {
         let (code, _, err) = run(mode, &["-v", &probe, "exit", "4"]);
         assert_eq!(code, 4);
         assert!(err.lines().all(|l| l.starts_with("shim: ")), "{err}");
-        assert!(err.contains("started '") && err.contains("exited with 4 after") && err.contains("exiting with 4"), "{err}");
+        assert!(
+            err.contains("started '") && err.contains("exited with 4 after") && err.contains("exiting with 4"),
+            "{err}"
+        );
         let (_, _, quiet) = run(mode, &[&probe, "exit", "4"]);
         assert_eq!(quiet, "");
     }

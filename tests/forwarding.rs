@@ -44,7 +44,8 @@ fn fault_signals_sent_to_shim_are_not_forwarded() {
     for mode in modes() {
         let mut shim = Shim::start(mode, &[&probe, "signals", "TERM"]);
         shim.expect("ready", secs(5.0));
-        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGSYS, libc::SIGABRT] {
+        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGSYS, libc::SIGABRT]
+        {
             shim.signal(sig);
         }
         shim.signal(libc::SIGUSR1);
@@ -82,10 +83,7 @@ fn forward_to_group_reaches_the_whole_group() {
 fn forward_to_child_reaches_the_child_alone() {
     let probe = probe();
     for mode in modes() {
-        for (args, env) in [
-            (vec!["--forward-to", "child"], vec![]),
-            (vec![], vec![("SHIM_FORWARD_TO", "child")]),
-        ] {
+        for (args, env) in [(vec!["--forward-to", "child"], vec![]), (vec![], vec![("SHIM_FORWARD_TO", "child")])] {
             let script = group_script(&probe);
             let mut all = args.clone();
             all.extend(["sh", "-c", &script]);

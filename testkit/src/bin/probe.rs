@@ -12,8 +12,10 @@
 //! probe orphans N            make N orphans that exit all at once, print "orphaned N", wait forever
 //! probe tty                  print the tty's foreground group and own group, echo stdin lines, report SIGINT
 //! probe escape-group SECS    fork a child that leaves the group (setsid), print "escaped PID", wait forever
+//! probe leave CODE MODE...   start `probe MODE...`, wait until it is ready, exit with CODE
 //! ```
-//! Every "ready" line means the handlers are installed.
+//! Every "ready" line means the handlers are installed; with PROBE_READY_FD set, a byte is
+//! also written to that fd then, for a parent that cannot read stdout.
 #![allow(clippy::print_stdout)]
 
 use std::io::{BufRead, Write};
@@ -25,6 +27,17 @@ fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+fn ready() {
+    say("ready");
+    if let Some(fd) = std::env::var("PROBE_READY_FD").ok().and_then(|v| v.parse::<libc::c_int>().ok()) {
+        // SAFETY: writes one byte from a live buffer, then closes an fd the parent handed over.
+        unsafe {
+            libc::write(fd, b"r".as_ptr().cast(), 1);
+            libc::close(fd);
+        }
+    }
 }
 
 extern "C" fn on_signal(sig: libc::c_int) {
@@ -93,7 +106,7 @@ fn main() {
         "signals" => {
             let exit_on: Vec<i32> = args[1..].iter().map(|s| sig_number(s)).collect();
             let fd = handle(&catchable());
-            say("ready");
+            ready();
             loop {
                 let sig = next_signal(fd);
                 say(&format!("got {sig}"));
@@ -105,7 +118,7 @@ fn main() {
         "drain" => {
             let secs: f64 = arg(1).parse().expect("seconds");
             let fd = handle(&[libc::SIGTERM]);
-            say("ready");
+            ready();
             next_signal(fd);
             say("draining");
             std::thread::sleep(Duration::from_secs_f64(secs));
@@ -115,11 +128,11 @@ fn main() {
         "ignore-term" => {
             // SAFETY: SIG_IGN runs no code.
             unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
-            say("ready");
+            ready();
             forever();
         }
         "no-handler" => {
-            say("ready");
+            ready();
             forever();
         }
         "exit" => std::process::exit(arg(1).parse().expect("exit code")),
@@ -196,6 +209,24 @@ fn main() {
             }
             say(&format!("escaped {child}"));
             forever();
+        }
+        "leave" => {
+            let code: i32 = arg(1).parse().expect("exit code");
+            let mut fds = [0; 2];
+            // SAFETY: fds is a valid two-int array. The write end is left inheritable on purpose.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(&args[2..])
+                .env("PROBE_READY_FD", fds[1].to_string())
+                .spawn()
+                .expect("start the sub-probe");
+            let mut b = 0u8;
+            // SAFETY: closes our copy of the write end, then reads one byte into a live buffer.
+            unsafe {
+                libc::close(fds[1]);
+                libc::read(fds[0], (&mut b as *mut u8).cast(), 1);
+            }
+            std::process::exit(code);
         }
         other => {
             eprintln!("probe: unknown mode '{other}'");
