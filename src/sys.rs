@@ -89,7 +89,8 @@ pub enum Wait {
 /// forever. No fd, no poll loop: idle costs nothing.
 pub fn wait_signal(timeout: Option<Duration>) -> Result<Wait, Errno> {
     let ts = timeout.map(|d| libc::timespec {
-        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        // time_t is 64-bit on every 64-bit Linux target.
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX) as _,
         tv_nsec: d.subsec_nanos().into(),
     });
     let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);

@@ -70,7 +70,8 @@ fn the_program_starts_with_nothing_blocked_and_sigpipe_at_default() {
 #[test]
 fn a_disposition_shim_inherited_as_ignored_is_passed_on() {
     // nohup ignores SIGHUP before running shim; that choice is the caller's, not shim's.
-    let out = Command::new("nohup").args([SHIM, "cat", "/proc/self/status"]).stderr(Stdio::null()).output().unwrap();
+    let out =
+        Command::new("nohup").args([shim_bin(), "cat", "/proc/self/status"]).stderr(Stdio::null()).output().unwrap();
     let ignored = u64::from_str_radix(field(&String::from_utf8_lossy(&out.stdout), "SigIgn"), 16).unwrap();
     assert_eq!(ignored & 1, 1, "SIGHUP no longer ignored");
     assert_eq!(ignored, inherited_ignored(Mode::Subreaper, &["nohup"]) & !SIGPIPE_BIT);
@@ -92,7 +93,7 @@ fn the_program_gets_the_callers_fds_and_none_of_shims() {
     let probe = probe();
     // sh opens fd 5 and execs shim with it: an fd shim inherited, for the program to use.
     let script = r#"exec 5</dev/null; exec "$@""#;
-    let out = Command::new("sh").args(["-c", script, "sh", SHIM, &probe, "status"]).output().unwrap();
+    let out = Command::new("sh").args(["-c", script, "sh", shim_bin(), &probe, "status"]).output().unwrap();
     let out = String::from_utf8_lossy(&out.stdout);
     let mut want = inheritable_fds();
     want.push(5);
@@ -109,7 +110,7 @@ fn shim_keeps_no_inherited_fd_and_no_working_directory() {
     std::fs::create_dir_all(&dir).unwrap();
     let script = r#"exec 5</dev/null 6>/dev/null; exec "$@""#;
     let mut child = Command::new("sh")
-        .args(["-c", script, "sh", SHIM, &probe, "signals", "TERM"])
+        .args(["-c", script, "sh", shim_bin(), &probe, "signals", "TERM"])
         .current_dir(&dir)
         .stdout(Stdio::piped())
         .spawn()
@@ -118,6 +119,7 @@ fn shim_keeps_no_inherited_fd_and_no_working_directory() {
     let mut first = [0u8; 6];
     child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
     assert_eq!(&first, b"ready\n");
+    wait_for(secs(5.0), || in_event_loop(shim).then_some(())).expect("shim never settled into its loop");
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{shim}/fd"))
         .unwrap()
         .flatten()
@@ -140,7 +142,7 @@ fn shim_keeps_no_inherited_fd_and_no_working_directory() {
 
 #[test]
 fn environment_stdin_and_stdout_pass_through() {
-    let mut child = Command::new(SHIM)
+    let mut child = Command::new(shim_bin())
         .args(["sh", "-c", "echo \"$GREETING\"; cat"])
         .env("GREETING", "hello from the environment")
         .stdin(Stdio::piped())

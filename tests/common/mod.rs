@@ -13,11 +13,16 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub const SHIM: &str = env!("CARGO_BIN_EXE_shim");
+/// The shim under test: this build's, or another binary named by SHIM_UNDER_TEST (CI points it
+/// at the static release build, so the binary that ships is the one tested).
+pub fn shim_bin() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| std::env::var("SHIM_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_shim").to_string()))
+}
 
 /// The probe program (testkit), built beside shim by `cargo test`.
 pub fn probe() -> String {
-    let path = PathBuf::from(SHIM).with_file_name("probe");
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_shim")).with_file_name("probe");
     assert!(path.exists(), "{} is missing: run the tests with `cargo test` from the workspace root", path.display());
     path.to_string_lossy().into_owned()
 }
@@ -100,10 +105,10 @@ impl Shim {
             Mode::Pid1 => {
                 let mut c = Command::new("unshare");
                 // --kill-child: if unshare dies, the namespace goes with it.
-                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", SHIM]);
+                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", shim_bin()]);
                 c
             }
-            Mode::Subreaper => Command::new(SHIM),
+            Mode::Subreaper => Command::new(shim_bin()),
         };
         cmd.args(args).stdin(opts.stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in opts.env {
@@ -266,9 +271,13 @@ pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option
 /// rt_sigtimedwait the kernel shows the awaited signals as unblocked (it keeps the real mask
 /// aside), so sleeping there counts too.
 pub fn signals_blocked(pid: i32) -> bool {
+    status_field(pid, "SigBlk").as_deref() == Some(ALL_BLOCKED) || in_event_loop(pid)
+}
+
+/// Whether shim sleeps in its event loop (rt_sigtimedwait): past its start-up, idle.
+pub fn in_event_loop(pid: i32) -> bool {
     const RT_SIGTIMEDWAIT: &str = "128 ";
-    status_field(pid, "SigBlk").as_deref() == Some(ALL_BLOCKED)
-        || std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with(RT_SIGTIMEDWAIT))
+    std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with(RT_SIGTIMEDWAIT))
 }
 
 /// A field of /proc/PID/status, trimmed.
