@@ -189,6 +189,11 @@ impl Machine {
         })
     }
 
+    /// Whether [`Event::Tick`] is due at `now`.
+    pub fn is_due(&self, now: Duration) -> bool {
+        self.deadline().is_some_and(|due| now >= due)
+    }
+
     /// The stop in progress, if any.
     pub fn stopping(&self) -> Option<Stop> {
         self.stop.map(|s| s.cause)
@@ -274,7 +279,7 @@ impl Machine {
 
     fn on_tick(&mut self, now: Duration) -> Actions {
         match self.deadline() {
-            Some(due) if now >= due => {
+            Some(_) if self.is_due(now) => {
                 if let Some(s) = self.stop.as_mut() {
                     s.killed_at = Some(now);
                 }

@@ -63,7 +63,7 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
         // The deadline is checked after every wake, not only on a timeout: under a steady
         // stream of signals the wait never times out, and escalation must not starve.
         for event in [first, second, Some(Event::Tick)].into_iter().flatten() {
-            if event == Event::Tick && !machine.deadline().is_some_and(|due| start.elapsed() >= due) {
+            if event == Event::Tick && !machine.is_due(start.elapsed()) {
                 continue;
             }
             for action in machine.handle(event, start.elapsed()) {

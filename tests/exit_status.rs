@@ -76,7 +76,8 @@ fn a_program_not_executable_in_one_path_entry_but_found_later_runs() {
 
 #[test]
 fn bad_usage_is_2_with_what_is_wrong_then_usage() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
         (&[], &[], "shim: no program to run"),
         (&["--frobnicate", "true"], &[], "shim: unknown option '--frobnicate'"),
         (&["-g", "soon", "true"], &[], "shim: grace: invalid duration 'soon'"),

@@ -40,6 +40,7 @@ fn idle_shim_never_wakes() {
     for mode in modes() {
         let mut shim = Shim::start(mode, &[&probe, "signals", "TERM"]);
         shim.expect("ready", secs(5.0));
+        wait_for(secs(5.0), || in_event_loop(shim.pid).then_some(())).expect("shim never settled");
         let switches = |pid| {
             ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
                 .map(|f| status_field(pid, f).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))

@@ -147,17 +147,26 @@ impl Shim {
                 let found = children(outer.id() as i32).first().copied();
                 found.or_else(|| outer.try_wait().ok().flatten().map(|_| 0))
             })
-            .expect("unshare never forked shim"),
+            .unwrap_or_else(|| {
+                let _ = outer.kill();
+                let _ = outer.wait();
+                panic!("unshare never forked shim")
+            }),
             Mode::Subreaper => outer.id() as i32,
         };
         // Ready means shim has blocked its signals: from then on none may be lost. (Or it is
         // gone already: a program that exits at once.)
-        wait_for(Duration::from_secs(5), || {
+        let ready = wait_for(Duration::from_secs(5), || {
             let gone = status_field(pid, "State").is_none_or(|s| s.starts_with('Z'));
             (gone || signals_blocked(pid)).then_some(())
         })
-        .unwrap_or_else(|| panic!("shim {pid} never blocked its signals"));
-        Shim { mode, outer, pid, lines, seen: Vec::new(), stderr, stderr_closed, started, exit: None }
+        .is_some();
+        // Built before the check so that a failing check still cleans up (Drop).
+        let shim = Shim { mode, outer, pid, lines, seen: Vec::new(), stderr, stderr_closed, started, exit: None };
+        if !ready {
+            panic!("shim {pid} never blocked its signals");
+        }
+        shim
     }
 
     /// Wait for a line of the program's output that contains `want`; return it.

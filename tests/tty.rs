@@ -1,0 +1,385 @@
+//! SPEC §2.3 and §3 on a real pseudo-terminal: shim hands the terminal's foreground to the
+//! program's group, so typed lines reach the program and Ctrl-C reaches it through the terminal
+//! driver (not through shim); and, when shim is not PID 1, Ctrl-Z in an interactive shell stops
+//! the program and then shim, the shell gets the terminal back, and `fg` resumes both.
+//!
+//! Each test opens a pty, starts its first process as the leader of a new session whose
+//! controlling terminal is the pty's slave, and reads the master side with poll and a deadline.
+// Making the pty the controlling terminal takes setsid and TIOCSCTTY between fork and exec,
+// in a `pre_exec` closure, which is unsafe.
+#![allow(unsafe_code)]
+
+mod common;
+use common::*;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+/// What the keys send in a terminal's default settings (termios(3): VINTR, VEOF, VSUSP).
+const CTRL_C: &[u8] = b"\x03";
+const CTRL_D: &[u8] = b"\x04";
+const CTRL_Z: &[u8] = b"\x1a";
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A process started as the leader of a new session on a new pty, and what the pty showed.
+/// Dropping it kills, by pid, the process and everything below it, unless it already exited.
+struct OnTerminal {
+    child: Child,
+    master: OwnedFd,
+    transcript: String,
+    /// Where the next `expect` starts looking: everything before it was matched already.
+    cursor: usize,
+    /// The master read EIO: every holder of the slave side has closed it.
+    closed: bool,
+}
+
+impl OnTerminal {
+    fn start(mut cmd: Command) -> OnTerminal {
+        let pty = nix::pty::openpty(None, None).expect("open a pty");
+        let slave = || Stdio::from(pty.slave.try_clone().expect("dup the pty slave"));
+        cmd.stdin(slave()).stdout(slave()).stderr(slave());
+        // SAFETY: between fork and exec the closure calls only setsid and ioctl, both
+        // async-signal-safe, and reads errno; it allocates nothing. std runs it after the pty
+        // slave is on fd 0.
+        unsafe {
+            cmd.pre_exec(|| {
+                // A new session has no controlling terminal; TIOCSCTTY makes the pty (fd 0) its
+                // controlling terminal, with this process's group in the foreground (tty_ioctl(4)).
+                if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start the process on the pty");
+        // Only the child keeps the slave open: when it and its descendants are gone, reading
+        // the master gives EIO, which is how the end of output is known.
+        drop(cmd);
+        drop(pty.slave);
+        OnTerminal { child, master: pty.master, transcript: String::new(), cursor: 0, closed: false }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Type `bytes` on the terminal's keyboard.
+    fn send(&self, bytes: &[u8]) {
+        let n = nix::unistd::write(&self.master, bytes).expect("write to the pty master");
+        assert_eq!(n, bytes.len(), "short write to the pty master");
+    }
+
+    /// Read what the terminal shows, once, waiting until `deadline` at most. False when nothing
+    /// came in time or nothing more ever can.
+    fn read_some(&mut self, deadline: Instant) -> bool {
+        if self.closed {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Round up: a timeout rounded down to 0 ms would spin until the deadline.
+        let timeout = PollTimeout::try_from(left + Duration::from_millis(1)).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) | Err(Errno::EINTR) => return false,
+            Ok(_) => {}
+            Err(e) => panic!("poll on the pty master: {e}"),
+        }
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(&self.master, &mut buf) {
+            Ok(0) | Err(Errno::EIO) => {
+                self.closed = true;
+                false
+            }
+            Ok(n) => {
+                self.transcript.push_str(&String::from_utf8_lossy(&buf[..n]));
+                true
+            }
+            Err(Errno::EINTR | Errno::EAGAIN) => false,
+            Err(e) => panic!("read from the pty master: {e}"),
+        }
+    }
+
+    /// Wait until the terminal shows `want` after what was matched before; move past it.
+    fn expect(&mut self, want: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(at) = self.transcript[self.cursor..].find(want) {
+                self.cursor += at + want.len();
+                return;
+            }
+            if !self.read_some(deadline) && (self.closed || Instant::now() >= deadline) {
+                panic!("the terminal never showed {want:?}; since the last match: {:?}", self.unmatched());
+            }
+        }
+    }
+
+    /// Wait for a whole line after what was matched before for which `pick` gives a value.
+    fn expect_line<T>(&mut self, what: &str, pick: impl Fn(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut start = self.cursor;
+            while let Some(len) = self.transcript[start..].find('\n') {
+                let line = self.transcript[start..start + len].trim_end_matches('\r');
+                if let Some(found) = pick(line) {
+                    self.cursor = start + len + 1;
+                    return found;
+                }
+                start += len + 1;
+            }
+            if !self.read_some(deadline) && (self.closed || Instant::now() >= deadline) {
+                panic!("the terminal never showed {what}; since the last match: {:?}", self.unmatched());
+            }
+        }
+    }
+
+    /// Wait for a whole line that ends with `want`: what the program printed, perhaps after an
+    /// echo with no newline of its own ("^C").
+    fn expect_line_ending(&mut self, want: &str) {
+        self.expect_line(&format!("a line ending {want:?}"), |line| line.ends_with(want).then_some(()));
+    }
+
+    fn unmatched(&self) -> &str {
+        &self.transcript[self.cursor..]
+    }
+
+    /// Everything the terminal showed, once every holder of the slave closed it (or `WAIT` passed).
+    fn whole_transcript(&mut self) -> &str {
+        let deadline = Instant::now() + WAIT;
+        while !self.closed && Instant::now() < deadline {
+            self.read_some(deadline);
+        }
+        &self.transcript
+    }
+
+    /// The terminal's foreground process group, as this test's PID namespace numbers it. The
+    /// master side may ask (TIOCGPGRP answers for the slave) without being the caller's
+    /// controlling terminal.
+    fn foreground(&self) -> i32 {
+        nix::unistd::tcgetpgrp(&self.master).expect("tcgetpgrp on the pty master").as_raw()
+    }
+
+    /// Wait for the process to exit, reading the terminal meanwhile; its exit code.
+    fn wait(&mut self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                use std::os::unix::process::ExitStatusExt;
+                return status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            }
+            assert!(Instant::now() < deadline, "pid {} did not exit; terminal: {:?}", self.pid(), self.transcript);
+            let soon = Instant::now() + Duration::from_millis(5);
+            if !self.read_some(soon) {
+                std::thread::sleep(soon.saturating_duration_since(Instant::now()));
+            }
+        }
+    }
+}
+
+impl Drop for OnTerminal {
+    fn drop(&mut self) {
+        // Once reaped, the pid may belong to someone else: then there is nothing to kill.
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        // Children first, so that none is left to be reparented; SIGKILL ends stopped ones too.
+        for pid in descendants(self.pid()).into_iter().rev() {
+            // SAFETY: kill takes two integers.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start shim on a new terminal, as PID 1 of a new PID namespace or as a plain process, with
+/// the terminal as its stdin, stdout and stderr. `-vvv` puts its log in the transcript, so a
+/// failure shows what shim did.
+fn shim_on_terminal(mode: Mode, program: &[&str]) -> OnTerminal {
+    let mut cmd = match mode {
+        Mode::Pid1 => {
+            let mut c = Command::new("unshare");
+            // --kill-child: if unshare dies, the namespace goes with it.
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", shim_bin()]);
+            c
+        }
+        Mode::Subreaper => Command::new(shim_bin()),
+    };
+    cmd.arg("-vvv").args(program);
+    OnTerminal::start(cmd)
+}
+
+/// shim's pid, as this test sees it.
+fn shim_pid(mode: Mode, tty: &OnTerminal) -> i32 {
+    match mode {
+        Mode::Pid1 => wait_for(WAIT, || children(tty.pid()).first().copied()).expect("unshare never forked shim"),
+        Mode::Subreaper => tty.pid(),
+    }
+}
+
+fn main_child(shim: i32) -> i32 {
+    wait_for(WAIT, || children(shim).first().copied()).expect("shim has no child")
+}
+
+/// "foreground X own Y" from `probe tty`, as (X, Y): the terminal's foreground group and the
+/// probe's own, as the probe's PID namespace numbers them.
+fn foreground_report(line: &str) -> Option<(i32, i32)> {
+    let (_, rest) = line.split_once("foreground ")?;
+    match rest.split_whitespace().collect::<Vec<_>>()[..] {
+        [fg, "own", own] => Some((fg.parse().ok()?, own.parse().ok()?)),
+        _ => None,
+    }
+}
+
+/// Wait for `probe tty` to report; assert the terminal's foreground is the program's group,
+/// both as the program sees it and from outside. Returns the program's pid.
+fn assert_program_in_foreground(mode: Mode, tty: &mut OnTerminal, shim: i32) -> i32 {
+    let (fg, own) = tty.expect_line("the probe's foreground report", foreground_report);
+    assert!(own > 0, "{mode:?}: the probe has no visible group: {:?}", tty.transcript);
+    assert_eq!(fg, own, "{mode:?}: the terminal's foreground is not the program's group: {:?}", tty.transcript);
+    let program = main_child(shim);
+    assert_eq!(tty.foreground(), program, "{mode:?}: seen from outside, the foreground is not the program's group");
+    program
+}
+
+/// Ctrl-D on an empty line: `probe tty` reads EOF, says "eof" and exits 0, and shim with it.
+fn end_with_eof(mode: Mode, tty: &mut OnTerminal) {
+    tty.send(CTRL_D);
+    tty.expect_line_ending("eof");
+    assert_eq!(tty.wait(), 0, "{mode:?}: shim's exit code; terminal: {:?}", tty.whole_transcript());
+}
+
+/// The state letter in /proc/PID/status: R, S, T (stopped), Z...
+fn state(pid: i32) -> char {
+    status_field(pid, "State").and_then(|s| s.chars().next()).unwrap_or('?')
+}
+
+#[test]
+fn the_programs_group_gets_the_terminals_foreground() {
+    let probe = probe();
+    for mode in modes() {
+        let mut tty = shim_on_terminal(mode, &[&probe, "tty"]);
+        let shim = shim_pid(mode, &tty);
+        assert_program_in_foreground(mode, &mut tty, shim);
+        end_with_eof(mode, &mut tty);
+    }
+}
+
+#[test]
+fn a_typed_line_reaches_the_program() {
+    let probe = probe();
+    for mode in modes() {
+        let mut tty = shim_on_terminal(mode, &[&probe, "tty"]);
+        let shim = shim_pid(mode, &tty);
+        assert_program_in_foreground(mode, &mut tty, shim);
+        tty.send(b"hello\n");
+        tty.expect_line_ending("read hello");
+        end_with_eof(mode, &mut tty);
+    }
+}
+
+#[test]
+fn ctrl_c_reaches_the_program_through_the_terminal_not_through_shim() {
+    let probe = probe();
+    for mode in modes() {
+        let mut tty = shim_on_terminal(mode, &[&probe, "tty"]);
+        let shim = shim_pid(mode, &tty);
+        assert_program_in_foreground(mode, &mut tty, shim);
+        tty.send(CTRL_C);
+        // The terminal echoes "^C" without a newline, so the probe's line may follow it.
+        tty.expect_line_ending("got INT");
+        // The probe handles SIGINT and goes on reading: nothing began a stop.
+        tty.send(b"still here\n");
+        tty.expect_line_ending("read still here");
+        end_with_eof(mode, &mut tty);
+        let transcript = tty.whole_transcript();
+        // shim is outside the foreground group, so the driver never signalled it: at -vvv
+        // shim logs every signal it receives.
+        assert!(!transcript.contains("received SIGINT"), "{mode:?}: shim got the SIGINT: {transcript:?}");
+        assert_eq!(transcript.matches("got INT").count(), 1, "{mode:?}: {transcript:?}");
+    }
+}
+
+/// An interactive bash, if this machine has one; else why not.
+fn interactive_bash() -> Result<Command, String> {
+    match Command::new("bash").args(["-c", "true"]).stdin(Stdio::null()).status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => return Err(format!("bash -c true failed: {s}")),
+        Err(e) => return Err(format!("no bash: {e}")),
+    }
+    let mut bash = Command::new("bash");
+    // --noediting: no readline, so the shell reads plain lines the terminal driver assembled
+    // and writes no escape sequences; job control is on all the same (-i on a terminal).
+    bash.args(["--norc", "--noprofile", "--noediting", "-i"])
+        .env("PS1", PROMPT)
+        .env("TERM", "dumb")
+        // Null: the shell saves no history on exit.
+        .env("HISTFILE", "");
+    Ok(bash)
+}
+
+const PROMPT: &str = "tty-test> ";
+
+#[test]
+fn ctrl_z_stops_the_program_then_shim_and_fg_resumes_both() {
+    let bash = match interactive_bash() {
+        Ok(bash) => bash,
+        Err(why) => {
+            eprintln!("skipping: {why}");
+            return;
+        }
+    };
+    let probe = probe();
+    let mut tty = OnTerminal::start(bash);
+    let shell = tty.pid();
+    tty.expect(PROMPT);
+    tty.send(format!("{} -vvv {probe} tty\n", shim_bin()).as_bytes());
+    let shim = wait_for(WAIT, || children(shell).first().copied()).expect("the shell never started shim");
+    let program = assert_program_in_foreground(Mode::Subreaper, &mut tty, shim);
+    tty.send(b"hello\n");
+    tty.expect_line_ending("read hello");
+
+    tty.send(CTRL_Z);
+    // The shell reports the job stopped only once shim, its job, has stopped; then it takes
+    // the terminal back and prompts.
+    tty.expect("Stopped");
+    tty.expect(PROMPT);
+    let both_stopped = wait_for(WAIT, || (state(program) == 'T' && state(shim) == 'T').then_some(()));
+    assert!(
+        both_stopped.is_some(),
+        "program {program} is {}, shim {shim} is {}; terminal: {:?}",
+        state(program),
+        state(shim),
+        tty.transcript
+    );
+    assert_eq!(tty.foreground(), shell, "the shell did not get the terminal back");
+
+    // fg: the shell gives shim's group the terminal and continues it; shim hands the terminal
+    // on to the program's group and continues that.
+    tty.send(b"fg\n");
+    let running = |pid| matches!(state(pid), 'R' | 'S');
+    let both_running = wait_for(WAIT, || (running(program) && running(shim)).then_some(()));
+    assert!(
+        both_running.is_some(),
+        "program {program} is {}, shim {shim} is {}; terminal: {:?}",
+        state(program),
+        state(shim),
+        tty.transcript
+    );
+    tty.send(b"again\n");
+    tty.expect_line_ending("read again");
+    assert_eq!(tty.foreground(), program, "after fg the program's group is not in the foreground");
+
+    tty.send(CTRL_D);
+    tty.expect_line_ending("eof");
+    tty.expect(PROMPT);
+    tty.send(b"echo status=$?\n");
+    tty.expect("status=0");
+    tty.expect(PROMPT);
+    tty.send(b"exit\n");
+    assert_eq!(tty.wait(), 0, "the shell's exit code; terminal: {:?}", tty.whole_transcript());
+}
