@@ -1,0 +1,441 @@
+//! shim in a real Docker engine, on the problem it exists for: `docker stop` of a service that
+//! has a request in flight, for each way a Dockerfile can start it, with no init, with
+//! `docker run --init` (tini) and with shim. Also: a server that ignores SIGTERM, signals from
+//! `docker kill`, Ctrl-C through `docker run -t`, and zombies inside the container.
+//!
+//! Opt-in by nature: without a reachable engine (or busybox-static) it prints why and passes.
+//! `.ci/run` installs and starts Docker so it always runs there. Images are built FROM scratch
+//! with static binaries only (nothing can be pulled), labelled `shim-test`, and removed at the
+//! end; every container is removed by its guard. Servers bind 127.0.0.1 on `--network host`.
+//!
+//! The table of measurements is written to `target/docker-e2e.md`.
+
+mod common;
+use common::*;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LABEL: &str = "shim-test";
+
+fn docker(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("docker").args(args).stdin(Stdio::null()).output().map_err(|e| format!("docker: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(format!("docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Why the suite cannot run here, if it cannot.
+fn unavailable() -> Option<String> {
+    if docker(&["info", "--format", "{{.ServerVersion}}"]).is_err() {
+        return Some("no Docker engine reachable (start dockerd; .ci/run does)".into());
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("no /bin/busybox (apt-get install busybox-static)".into());
+    }
+    None
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Build shim, the server and the probe static, in a target dir of their own so this does
+/// not wait on the build lock of the running `cargo test`.
+fn static_binaries() -> PathBuf {
+    let target_dir = workspace().join("target/docker-build");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--target", "x86_64-unknown-linux-musl", "-p", "shim", "-p", "shim-testkit"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(workspace())
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "static build failed");
+    target_dir.join("x86_64-unknown-linux-musl/release")
+}
+
+/// Images built for this run; removed on drop.
+struct Images {
+    tag: String,
+}
+
+impl Images {
+    fn name(&self, what: &str) -> String {
+        format!("shim-test-{what}:{}", self.tag)
+    }
+
+    fn build(&self, what: &str, dockerfile: &str, context: Option<&Path>) {
+        let name = self.name(what);
+        let empty = workspace().join("target/docker-empty-context");
+        std::fs::create_dir_all(&empty).unwrap();
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_BUILDKIT", "0")
+            .args(["build", "--network", "none", "-q", "--label", LABEL, "-t", &name, "-f", "-"])
+            .arg(context.unwrap_or(&empty))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("docker build");
+        child.stdin.take().unwrap().write_all(dockerfile.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "building {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        let ids = docker(&["images", "-q", "--filter", &format!("label={LABEL}")]).unwrap_or_default();
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rmi", "-f"];
+            args.extend(ids);
+            let _ = docker(&args);
+        }
+    }
+}
+
+/// A container that is removed when dropped.
+struct Container {
+    name: String,
+}
+
+impl Container {
+    fn run(image: &str, options: &[&str], command: &[&str]) -> Container {
+        let name = format!("shim-test-{}-{}", std::process::id(), unique());
+        let mut args = vec!["run", "-d", "--name", &name, "--label", LABEL];
+        args.extend(options);
+        args.push(image);
+        args.extend(command);
+        docker(&args).unwrap_or_else(|e| panic!("{e}"));
+        Container { name }
+    }
+
+    fn logs(&self) -> String {
+        let out = Command::new("docker").args(["logs", &self.name]).output().unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+
+    fn wait_log(&self, want: &str, within: Duration) -> bool {
+        wait_for(within, || self.logs().contains(want).then_some(())).is_some()
+    }
+
+    fn exit_code(&self) -> i32 {
+        docker(&["inspect", "-f", "{{.State.ExitCode}}", &self.name]).unwrap().parse().unwrap()
+    }
+
+    fn host_pid(&self) -> i32 {
+        docker(&["inspect", "-f", "{{.State.Pid}}", &self.name]).unwrap().parse().unwrap()
+    }
+
+    /// `docker stop -t 10`; how long it took.
+    fn stop(&self) -> Duration {
+        let t = Instant::now();
+        docker(&["stop", "-t", "10", &self.name]).unwrap();
+        t.elapsed()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+    }
+}
+
+fn unique() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// An HTTP GET on 127.0.0.1; the status code, or `None` if the connection was refused or cut.
+fn get(port: u16, path: &str, timeout: Duration) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).ok()?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).ok()?;
+    reply.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Init {
+    None,
+    DockerInit,
+    Shim,
+}
+
+impl Init {
+    fn label(self) -> &'static str {
+        match self {
+            Init::None => "no init",
+            Init::DockerInit => "`docker run --init` (tini)",
+            Init::Shim => "shim",
+        }
+    }
+}
+
+/// The ways a Dockerfile starts the server: (name, label, CMD line, exit code expected with shim).
+const FORMS: [(&str, &str, &str, i32); 4] = [
+    ("exec", "`CMD [\"/server\"]`", "CMD [\"/server\"]", 0),
+    ("shell", "`CMD /server`", "CMD /server", 0),
+    ("and", "`CMD echo x && /server`", "CMD echo x && /server", 0),
+    // busybox sh cannot exec the server here; it dies of SIGTERM at once, so 143.
+    ("semi", "`CMD /server; echo done`", "CMD /server; echo \"server exited with $?\"", 143),
+];
+
+struct Outcome {
+    stop: Duration,
+    in_flight: Option<u16>,
+    new_connection_served: bool,
+    exit: i32,
+    logs: String,
+}
+
+/// Start the server, put a 3 s request in flight, `docker stop`, and see what happened.
+fn stop_with_request_in_flight(image: &str, init: Init, port: u16) -> Outcome {
+    let port_env = format!("PORT={port}");
+    let mut options = vec!["--network", "host", "-e", &port_env];
+    if init == Init::DockerInit {
+        options.push("--init");
+    }
+    let c = Container::run(image, &options, &[]);
+    assert!(c.wait_log("listening", secs(10.0)), "{image}: server never listened: {}", c.logs());
+    let request = std::thread::spawn(move || get(port, "/slow/3", secs(20.0)));
+    assert!(c.wait_log("request /slow/3 started", secs(10.0)), "{}", c.logs());
+
+    let stopper = {
+        let name = c.name.clone();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let ok = docker(&["stop", "-t", "10", &name]).is_ok();
+            (t.elapsed(), ok)
+        })
+    };
+    // Once the server is draining (or a second has passed without it noticing the stop), a
+    // new connection must be refused.
+    c.wait_log("draining", secs(1.0));
+    let new_connection_served = !stopper.is_finished() && get(port, "/", secs(2.0)).is_some();
+    let (stop, ok) = stopper.join().unwrap();
+    assert!(ok, "docker stop failed");
+    let in_flight = request.join().unwrap();
+    Outcome { stop, in_flight, new_connection_served, exit: c.exit_code(), logs: c.logs() }
+}
+
+fn in_flight_text(o: &Outcome) -> String {
+    match o.in_flight {
+        Some(code) => format!("{code}"),
+        None => "**cut**".to_string(),
+    }
+}
+
+#[test]
+fn docker_end_to_end() {
+    if let Some(why) = unavailable() {
+        eprintln!("skipping the Docker suite: {why}");
+        return;
+    }
+    let bins = static_binaries();
+    let images = Images { tag: format!("{}", std::process::id()) };
+
+    // The base: busybox for a shell, and the static binaries. Nothing else in the image.
+    let ctx = workspace().join(format!("target/docker-ctx-{}", std::process::id()));
+    std::fs::create_dir_all(ctx.join("www")).unwrap();
+    for (from, to) in [
+        (bins.join("shim"), "shim"),
+        (bins.join("server"), "server"),
+        (bins.join("probe"), "probe"),
+        (PathBuf::from("/bin/busybox"), "busybox"),
+    ] {
+        std::fs::copy(&from, ctx.join(to)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    }
+    std::fs::write(ctx.join("www/index.html"), "hello\n").unwrap();
+    images.build(
+        "base",
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+         COPY shim server probe /\nCOPY www /www\n",
+        Some(&ctx),
+    );
+    std::fs::remove_dir_all(&ctx).unwrap();
+    let base = images.name("base");
+    for (form, _, cmd, _) in FORMS {
+        images.build(&format!("{form}-plain"), &format!("FROM {base}\n{cmd}\n"), None);
+        images.build(&format!("{form}-shim"), &format!("FROM {base}\nENTRYPOINT [\"/shim\", \"--\"]\n{cmd}\n"), None);
+    }
+    images.build("shim-exec", &format!("FROM {base}\nENTRYPOINT [\"/shim\", \"--\"]\n"), None);
+    images.build(
+        "httpd",
+        &format!("FROM {base}\nENTRYPOINT [\"/shim\", \"--\"]\nCMD httpd -f -p 127.0.0.1:$PORT -h /www\n"),
+        None,
+    );
+
+    // The matrix, every cell at once on its own port.
+    let mut cells = Vec::new();
+    for (i, (form, _, _, _)) in FORMS.iter().enumerate() {
+        for (j, init) in [Init::None, Init::DockerInit, Init::Shim].into_iter().enumerate() {
+            let image = images.name(&format!("{form}-{}", if init == Init::Shim { "shim" } else { "plain" }));
+            let port = 18100 + (i * 3 + j) as u16;
+            cells.push((i, init, std::thread::spawn(move || stop_with_request_in_flight(&image, init, port))));
+        }
+    }
+    let mut failures = Vec::new();
+    let mut table = String::from(
+        "| Dockerfile | PID 1 | `docker stop -t 10` took | in-flight request | new connection after stop | exit code |\n|---|---|---|---|---|---|\n",
+    );
+    for (i, init, cell) in cells {
+        let (_, label, _, want_exit) = FORMS[i];
+        let o = cell.join().unwrap_or_else(|_| panic!("{label} {init:?} panicked"));
+        table.push_str(&format!(
+            "| {label} | {} | {:.2} s | {} | {} | {} |\n",
+            init.label(),
+            o.stop.as_secs_f64(),
+            in_flight_text(&o),
+            if o.new_connection_served { "served" } else { "refused" },
+            o.exit
+        ));
+        if init == Init::Shim {
+            let mut check = |ok: bool, what: String| {
+                if !ok {
+                    failures.push(format!("{label} with shim: {what}\n{}", o.logs));
+                }
+            };
+            check(o.in_flight == Some(200), format!("in-flight request got {:?}", o.in_flight));
+            check(!o.new_connection_served, "a new connection was served after the stop began".into());
+            check(o.stop < secs(4.0), format!("stop took {:?}, the drain is at most 3 s", o.stop));
+            check(o.exit == want_exit, format!("exit code {} (want {want_exit})", o.exit));
+        }
+    }
+
+    // A server that ignores SIGTERM: shim's grace (3 s), not Docker's 10 s, ends it, with 137.
+    {
+        let c = Container::run(
+            &images.name("shim-exec"),
+            &["--network", "host", "-e", "SHIM_GRACE=3s"],
+            &["/server", "18150", "--on-term", "ignore"],
+        );
+        assert!(c.wait_log("listening", secs(10.0)), "{}", c.logs());
+        let took = c.stop();
+        let exit = c.exit_code();
+        table.push_str(&format!(
+            "| exec form, server ignores SIGTERM, `SHIM_GRACE=3s` | shim | {:.2} s | - | - | {exit} |\n",
+            took.as_secs_f64()
+        ));
+        if exit != 137 || took < secs(2.8) || took > secs(5.0) {
+            failures.push(format!("TERM-ignoring server: exit {exit} after {took:?}, want 137 at ~3 s"));
+        }
+    }
+
+    // A third-party binary never written to be PID 1: busybox httpd has no SIGTERM handler.
+    {
+        let c = Container::run(&images.name("httpd"), &["--network", "host", "-e", "PORT=18151"], &[]);
+        let served = wait_for(secs(10.0), || get(18151, "/index.html", secs(2.0)));
+        let took = c.stop();
+        let exit = c.exit_code();
+        table.push_str(&format!(
+            "| busybox `httpd -f` wrapped | shim | {:.2} s | - | - | {exit} |\n",
+            took.as_secs_f64()
+        ));
+        if served != Some(200) || exit != 143 || took > secs(2.0) {
+            failures.push(format!("httpd wrapped: served {served:?}, exit {exit} after {took:?}"));
+        }
+    }
+
+    // docker kill -s HUP / USR1 reach the program.
+    {
+        let c = Container::run(&images.name("shim-exec"), &["--network", "none"], &["/probe", "signals"]);
+        assert!(c.wait_log("ready", secs(10.0)), "{}", c.logs());
+        for (sig, n) in [("HUP", 1), ("USR1", 10)] {
+            docker(&["kill", "-s", sig, &c.name]).unwrap();
+            if !c.wait_log(&format!("got {n}"), secs(5.0)) {
+                failures.push(format!("docker kill -s {sig} did not reach the program: {}", c.logs()));
+            }
+        }
+    }
+
+    // Zombies made inside the container are reaped.
+    {
+        let c = Container::run(&images.name("shim-exec"), &["--network", "none"], &["/probe", "orphans", "500"]);
+        assert!(c.wait_log("orphaned 500", secs(20.0)), "{}", c.logs());
+        let pid1 = c.host_pid();
+        let clean = wait_for(secs(10.0), || (zombies_of(pid1) == 0 && descendants(pid1).len() == 1).then_some(()));
+        if clean.is_none() {
+            failures.push(format!("{} zombies left in the container", zombies_of(pid1)));
+        }
+    }
+
+    // docker run -t: Ctrl-C typed on the terminal reaches the program.
+    match ctrl_c_through_docker_tty(&images.name("shim-exec")) {
+        Ok(()) => {}
+        Err(e) => failures.push(e),
+    }
+
+    let report = workspace().join("target/docker-e2e.md");
+    let _ = std::fs::write(&report, &table);
+    eprintln!("{table}");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// `docker run -it` inside `script`, which gives the docker client a terminal; Ctrl-C written
+/// to that terminal must come out as SIGINT to the program in the container.
+fn ctrl_c_through_docker_tty(image: &str) -> Result<(), String> {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping the docker -t Ctrl-C check: no script(1)");
+        return Ok(());
+    }
+    let name = format!("shim-test-{}-tty", std::process::id());
+    let _guard = Container { name: name.clone() };
+    let command = format!("docker run --rm -i -t --name {name} --label {LABEL} --network none {image} /probe tty");
+    let mut child = Command::new("script")
+        .args(["-q", "-f", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("script: {e}"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(String::from_utf8_lossy(&buf[..n]).into_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let wait_text = |want: &str, seen: &mut String| -> bool {
+        let deadline = Instant::now() + secs(15.0);
+        while !seen.contains(want) {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(chunk) => seen.push_str(&chunk),
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let result = (|| {
+        if !wait_text("foreground", &mut seen) {
+            return Err(format!("docker -t: the program never started: {seen:?}"));
+        }
+        stdin.write_all(b"\x03").map_err(|e| e.to_string())?;
+        if !wait_text("got INT", &mut seen) {
+            return Err(format!("docker -t: Ctrl-C did not reach the program: {seen:?}"));
+        }
+        stdin.write_all(b"\x04").map_err(|e| e.to_string())?;
+        if !wait_text("eof", &mut seen) {
+            return Err(format!("docker -t: Ctrl-D did not reach the program: {seen:?}"));
+        }
+        Ok(())
+    })();
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
