@@ -167,7 +167,7 @@ fn get(port: u16, path: &str, timeout: Duration) -> Option<u16> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Init {
     None,
-    DockerInit,
+    Tini,
     Shim,
 }
 
@@ -175,7 +175,7 @@ impl Init {
     fn label(self) -> &'static str {
         match self {
             Init::None => "no init",
-            Init::DockerInit => "`docker run --init` (tini)",
+            Init::Tini => "`docker run --init` (tini)",
             Init::Shim => "shim",
         }
     }
@@ -202,7 +202,7 @@ struct Outcome {
 fn stop_with_request_in_flight(image: &str, init: Init, port: u16) -> Outcome {
     let port_env = format!("PORT={port}");
     let mut options = vec!["--network", "host", "-e", &port_env];
-    if init == Init::DockerInit {
+    if init == Init::Tini {
         options.push("--init");
     }
     let c = Container::run(image, &options, &[]);
@@ -278,7 +278,7 @@ fn docker_end_to_end() {
     // The matrix, every cell at once on its own port.
     let mut cells = Vec::new();
     for (i, (form, _, _, _)) in FORMS.iter().enumerate() {
-        for (j, init) in [Init::None, Init::DockerInit, Init::Shim].into_iter().enumerate() {
+        for (j, init) in [Init::None, Init::Tini, Init::Shim].into_iter().enumerate() {
             let image = images.name(&format!("{form}-{}", if init == Init::Shim { "shim" } else { "plain" }));
             let port = 18100 + (i * 3 + j) as u16;
             cells.push((i, init, std::thread::spawn(move || stop_with_request_in_flight(&image, init, port))));
