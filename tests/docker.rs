@@ -89,6 +89,20 @@ impl Images {
     }
 }
 
+impl Images {
+    /// Build a Dockerfile from the tree (docker/), with `context` and build args.
+    fn build_file(&self, what: &str, dockerfile: &Path, context: &Path, build_args: &[String]) {
+        let name = self.name(what);
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_BUILDKIT", "0").args(["build", "--network", "none", "-q", "--label", LABEL, "-t", &name]);
+        for arg in build_args {
+            cmd.args(["--build-arg", arg]);
+        }
+        let out = cmd.arg("-f").arg(dockerfile).arg(context).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "building {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 impl Drop for Images {
     fn drop(&mut self) {
         let ids = docker(&["images", "-q", "--filter", &format!("label={LABEL}")]).unwrap_or_default();
@@ -198,8 +212,13 @@ struct Outcome {
     logs: String,
 }
 
-/// Start the server, put a 3 s request in flight, `docker stop`, and see what happened.
+/// Start the server, put a 3 s request in flight, `docker stop -t 10`, and see what happened.
 fn stop_with_request_in_flight(image: &str, init: Init, port: u16) -> Outcome {
+    stop_with_slow_request(image, init, port, 3, 10)
+}
+
+/// Start the server, put a `slow`-second request in flight, `docker stop -t STOP_TIMEOUT`.
+fn stop_with_slow_request(image: &str, init: Init, port: u16, slow: u64, stop_timeout: u64) -> Outcome {
     let port_env = format!("PORT={port}");
     let mut options = vec!["--network", "host", "-e", &port_env];
     if init == Init::Tini {
@@ -207,14 +226,18 @@ fn stop_with_request_in_flight(image: &str, init: Init, port: u16) -> Outcome {
     }
     let c = Container::run(image, &options, &[]);
     assert!(c.wait_log("listening", secs(10.0)), "{image}: server never listened: {}", c.logs());
-    let request = std::thread::spawn(move || get(port, "/slow/3", secs(20.0)));
-    assert!(c.wait_log("request /slow/3 started", secs(10.0)), "{}", c.logs());
+    let path = format!("/slow/{slow}");
+    let request = std::thread::spawn({
+        let path = path.clone();
+        move || get(port, &path, secs(60.0))
+    });
+    assert!(c.wait_log(&format!("request {path} started"), secs(10.0)), "{}", c.logs());
 
     let stopper = {
         let name = c.name.clone();
         std::thread::spawn(move || {
             let t = Instant::now();
-            let ok = docker(&["stop", "-t", "10", &name]).is_ok();
+            let ok = docker(&["stop", "-t", &stop_timeout.to_string(), &name]).is_ok();
             (t.elapsed(), ok)
         })
     };
@@ -269,11 +292,35 @@ fn docker_end_to_end() {
         images.build(&format!("{form}-shim"), &format!("FROM {base}\nENTRYPOINT [\"/shim\", \"--\"]\n{cmd}\n"), None);
     }
     images.build("shim-exec", &format!("FROM {base}\nENTRYPOINT [\"/shim\", \"--\"]\n"), None);
-    images.build(
-        "httpd",
-        &format!("FROM {base}\nENTRYPOINT [\"/shim\", \"--\"]\nCMD httpd -f -p 127.0.0.1:$PORT -h /www\n"),
-        None,
+    // The distributable image, from docker/Dockerfile, and the examples built on it.
+    let dist_ctx = workspace().join(format!("target/docker-dist-{}", std::process::id()));
+    std::fs::create_dir_all(&dist_ctx).unwrap();
+    std::fs::copy(bins.join("shim"), dist_ctx.join("shim")).unwrap();
+    images.build_file("dist", &workspace().join("docker/Dockerfile"), &dist_ctx, &[]);
+    std::fs::remove_dir_all(&dist_ctx).unwrap();
+    assert_eq!(
+        docker(&["run", "--rm", "--network", "none", &images.name("dist"), "--version"]).unwrap(),
+        format!("shim {}", env!("CARGO_PKG_VERSION"))
     );
+    for example in ["shell-form", "third-party", "slow-drain"] {
+        let dir = workspace().join("docker/examples").join(example);
+        let ctx = workspace().join(format!("target/docker-example-{example}-{}", std::process::id()));
+        std::fs::create_dir_all(ctx.join("www")).unwrap();
+        std::fs::copy(bins.join("server"), ctx.join("server")).unwrap();
+        std::fs::write(ctx.join("www/index.html"), "hello\n").unwrap();
+        let args = [format!("SHIM_IMAGE={}", images.name("dist")), format!("BASE={base}")];
+        images.build_file(example, &dir.join("Dockerfile"), &ctx, &args);
+        std::fs::remove_dir_all(&ctx).unwrap();
+    }
+    // Longer than Docker's default 10 s: only the example's SHIM_GRACE=25s lets it finish.
+    let slow_drain = {
+        let image = images.name("slow-drain");
+        std::thread::spawn(move || stop_with_slow_request(&image, Init::Shim, 18160, 12, 30))
+    };
+    let shell_form_example = {
+        let image = images.name("shell-form");
+        std::thread::spawn(move || stop_with_request_in_flight(&image, Init::Shim, 18161))
+    };
 
     // The matrix, every cell at once on its own port.
     let mut cells = Vec::new();
@@ -331,14 +378,47 @@ fn docker_end_to_end() {
         }
     }
 
+    // docker/examples, as users would build them.
+    {
+        let o = shell_form_example.join().unwrap();
+        table.push_str(&format!(
+            "| docker/examples/shell-form | shim | {:.2} s | {} | {} | {} |\n",
+            o.stop.as_secs_f64(),
+            in_flight_text(&o),
+            if o.new_connection_served { "served" } else { "refused" },
+            o.exit
+        ));
+        if o.in_flight != Some(200) || o.new_connection_served || o.stop >= secs(4.0) || o.exit != 143 {
+            failures.push(format!(
+                "docker/examples/shell-form: {:?} after {:?}, exit {}\n{}",
+                o.in_flight, o.stop, o.exit, o.logs
+            ));
+        }
+        let o = slow_drain.join().unwrap();
+        table.push_str(&format!(
+            "| docker/examples/slow-drain, 12 s request, `docker stop -t 30` | shim | {:.2} s | {} | {} | {} |\n",
+            o.stop.as_secs_f64(),
+            in_flight_text(&o),
+            if o.new_connection_served { "served" } else { "refused" },
+            o.exit
+        ));
+        if o.in_flight != Some(200) || o.new_connection_served || o.stop >= secs(13.0) || o.exit != 0 {
+            failures.push(format!(
+                "docker/examples/slow-drain: {:?} after {:?}, exit {}\n{}",
+                o.in_flight, o.stop, o.exit, o.logs
+            ));
+        }
+    }
+
     // A third-party binary never written to be PID 1: busybox httpd has no SIGTERM handler.
     {
-        let c = Container::run(&images.name("httpd"), &["--network", "host", "-e", "PORT=18151"], &[]);
+        let c =
+            Container::run(&images.name("third-party"), &["--network", "host", "-e", "LISTEN=127.0.0.1:18151"], &[]);
         let served = wait_for(secs(10.0), || get(18151, "/index.html", secs(2.0)));
         let took = c.stop();
         let exit = c.exit_code();
         table.push_str(&format!(
-            "| busybox `httpd -f` wrapped | shim | {:.2} s | - | - | {exit} |\n",
+            "| docker/examples/third-party (busybox `httpd -f`) | shim | {:.2} s | - | - | {exit} |\n",
             took.as_secs_f64()
         ));
         if served != Some(200) || exit != 143 || took > secs(2.0) {

@@ -20,11 +20,30 @@ pub fn shim_bin() -> &'static str {
     BIN.get_or_init(|| std::env::var("SHIM_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_shim").to_string()))
 }
 
-/// The probe program (testkit), built beside shim by `cargo test`.
+/// The probe program (testkit).
 pub fn probe() -> String {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_shim")).with_file_name("probe");
-    assert!(path.exists(), "{} is missing: run the tests with `cargo test` from the workspace root", path.display());
-    path.to_string_lossy().into_owned()
+    testkit_bin("probe")
+}
+
+/// A testkit program, built on first use. `cargo test` builds other packages' binaries only
+/// as test harnesses, so the tests build them, in a target dir of their own so as not to wait
+/// on the lock of the `cargo test` that runs them.
+pub fn testkit_bin(name: &str) -> String {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let target = workspace.join("target/testkit");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "shim-testkit", "--target-dir"])
+            .arg(&target)
+            .current_dir(&workspace)
+            .status()
+            .expect("run cargo to build the testkit");
+        assert!(status.success(), "building the testkit failed");
+        target.join("debug")
+    });
+    dir.join(name).to_string_lossy().into_owned()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
