@@ -127,8 +127,9 @@ fn a_storm_of_20000_signals_leaves_shim_alive_and_responsive() {
         for i in 0..20_000 {
             shim.signal(if i % 2 == 0 { libc::SIGUSR1 } else { RTMIN_3 });
         }
-        shim.expect("got 10", secs(5.0));
-        shim.expect(&format!("got {RTMIN_3}"), secs(5.0));
+        // Real-time signals queue and standard ones coalesce; the order between them is the
+        // kernel's, so only require that both kinds arrived.
+        shim.expect_all(&["got 10", &format!("got {RTMIN_3}")], secs(10.0));
         assert!(alive(shim.pid));
         shim.signal(libc::SIGTERM);
         shim.expect("got 15", secs(30.0));

@@ -200,12 +200,27 @@ impl Shim {
                         return line;
                     }
                 }
-                Err(_) => panic!(
-                    "no line with {want:?} within {within:?}; output so far: {:?}; stderr: {}",
-                    self.seen,
-                    self.stderr()
-                ),
+                Err(_) => {
+                    let tail = &self.seen[self.seen.len().saturating_sub(20)..];
+                    panic!(
+                        "no line with {want:?} within {within:?}; {} lines so far, the last: {tail:?}; stderr: {}",
+                        self.seen.len(),
+                        self.stderr()
+                    )
+                }
             }
+        }
+    }
+
+    /// Wait until a line containing each of `wants` has been seen, in any order.
+    pub fn expect_all(&mut self, wants: &[&str], within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut missing: Vec<&str> =
+            wants.iter().copied().filter(|w| !self.seen.iter().any(|l| l.contains(w))).collect();
+        while !missing.is_empty() {
+            let line =
+                self.expect("", deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+            missing.retain(|w| !line.contains(w));
         }
     }
 
