@@ -10,6 +10,8 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use crate::duration;
+use crate::exit::SuccessExits;
+use crate::signals::{Sig, SignalMap};
 
 /// Where forwarded signals go (`--forward-to`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +27,14 @@ pub struct Config {
     pub grace: Duration,
     pub verbosity: u8,
     pub forward_to: ForwardTo,
+    /// How long to keep serving after a stop signal before forwarding it.
+    pub stop_delay: Duration,
+    /// A program (and its arguments) to run when a stop begins; empty for none.
+    pub pre_stop: Vec<String>,
+    pub map: SignalMap,
+    pub success: SuccessExits,
+    /// The signal shim asks for when its parent dies.
+    pub pdeathsig: Option<Sig>,
     /// The program and its arguments; never empty.
     pub program: Vec<OsString>,
 }
@@ -48,25 +58,30 @@ const MAX_VERBOSITY: u8 = 3;
 
 pub fn help() -> String {
     format!(
-        "shim {version}: a tiny PID 1 for containers. It runs PROGRAM in its own process group,
-forwards signals to it, reaps zombies, and on a stop waits for everything to exit,
-then SIGKILLs what is left after the grace period.
+        "shim {version}: a tiny PID 1 for containers. Runs PROGRAM in its own process
+group, forwards signals, reaps zombies; on a stop, waits for all, then SIGKILLs.
 
 {USAGE}
 
-Options (each also set by its environment variable; the command line wins):
-  -g, --grace DURATION    time from the first stop signal to SIGKILL of everything
-                          left [SHIM_GRACE, default {grace}]; 10s, 500ms, 1m30s; 0 = none
-  -v, --verbose           log lifecycle events on stderr; repeat for more
-                          [SHIM_VERBOSE=0..3, default 0]
-      --forward-to WHO    send forwarded signals to the child's process 'group' or
-                          to the 'child' alone [SHIM_FORWARD_TO, default group]
-  -h, --help              print this help and exit
-  -V, --version           print the version and exit
+Options; each also set by its SHIM_* variable, the command line wins:
+  -g, --grace DURATION      SIGKILL what is left this long after forwarding a
+                            stop signal; 0: at once [SHIM_GRACE={grace}]
+  -d, --stop-delay DURATION keep serving this long before forwarding a stop
+                            signal (load balancers) [SHIM_STOP_DELAY=0]
+  -p, --pre-stop COMMAND    run COMMAND (split like a shell, none needed) when a
+                            stop begins, before forwarding it [SHIM_PRE_STOP]
+  -m, --map-signal FROM:TO  forward FROM as TO (TERM:QUIT), or drop it (HUP:0);
+                            repeatable [SHIM_MAP_SIGNAL=TERM:QUIT,HUP:0]
+  -s, --success-exit CODE   exit 0 when the program exits CODE (143, or TERM for
+                            128+15); repeatable [SHIM_SUCCESS_EXIT=143,130]
+      --forward-to WHO      the program's 'group', or 'child' [SHIM_FORWARD_TO]
+      --pdeathsig SIG       get SIG when shim's parent dies [SHIM_PDEATHSIG]
+  -v, --verbose             log events; repeat for more [SHIM_VERBOSE=0-3]
+  -h, --help / -V, --version          DURATION: 10s, 500ms, 1m30s; bare: seconds
 
-Options end at '--' or at the first word that is not an option.
-Exit status: the program's, or 128+N if signal N killed it; 2 bad usage;
-125 shim failed; 126 program not executable; 127 program not found.
+A third stop signal, or a second Ctrl-C, SIGKILLs everything at once. Exit: the
+program's, or 128+N if signal N killed it; 2 usage; 125 shim failed; 126 program
+not executable; 127 program not found.
 ",
         version = env!("CARGO_PKG_VERSION"),
         grace = duration::display(DEFAULT_GRACE),
@@ -77,12 +92,90 @@ pub fn version() -> String {
     format!("shim {}\n", env!("CARGO_PKG_VERSION"))
 }
 
-/// Options as given on the command line, before the environment fills the gaps.
-#[derive(Default)]
-struct Given {
-    grace: Option<Duration>,
-    verbosity: Option<u8>,
-    forward_to: Option<ForwardTo>,
+/// One option that takes a value: its names, its variable, and how its value is applied.
+struct ValueOption {
+    long: &'static str,
+    short: Option<char>,
+    env: &'static str,
+    /// Repeatable options take several values; from the environment, comma-separated.
+    repeatable: bool,
+    apply: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+const VALUE_OPTIONS: [ValueOption; 7] = [
+    ValueOption {
+        long: "grace",
+        short: Some('g'),
+        env: "SHIM_GRACE",
+        repeatable: false,
+        apply: |c, v| duration::parse(v).map(|d| c.grace = d),
+    },
+    ValueOption {
+        long: "stop-delay",
+        short: Some('d'),
+        env: "SHIM_STOP_DELAY",
+        repeatable: false,
+        apply: |c, v| duration::parse(v).map(|d| c.stop_delay = d),
+    },
+    ValueOption {
+        long: "pre-stop",
+        short: Some('p'),
+        env: "SHIM_PRE_STOP",
+        repeatable: false,
+        apply: |c, v| {
+            c.pre_stop = split_words(v)?;
+            Ok(())
+        },
+    },
+    ValueOption {
+        long: "map-signal",
+        short: Some('m'),
+        env: "SHIM_MAP_SIGNAL",
+        repeatable: true,
+        apply: |c, v| c.map.add(v),
+    },
+    ValueOption {
+        long: "success-exit",
+        short: Some('s'),
+        env: "SHIM_SUCCESS_EXIT",
+        repeatable: true,
+        apply: |c, v| c.success.add(v),
+    },
+    ValueOption {
+        long: "forward-to",
+        short: None,
+        env: "SHIM_FORWARD_TO",
+        repeatable: false,
+        apply: |c, v| {
+            c.forward_to = match v {
+                "group" => ForwardTo::Group,
+                "child" => ForwardTo::Child,
+                _ => return Err(format!("'{v}' is neither 'group' nor 'child'")),
+            };
+            Ok(())
+        },
+    },
+    ValueOption {
+        long: "pdeathsig",
+        short: None,
+        env: "SHIM_PDEATHSIG",
+        repeatable: false,
+        apply: |c, v| Sig::parse(v).map(|s| c.pdeathsig = Some(s)),
+    },
+];
+
+fn defaults() -> Config {
+    Config {
+        grace: DEFAULT_GRACE,
+        verbosity: 0,
+        forward_to: ForwardTo::Group,
+        stop_delay: Duration::ZERO,
+        pre_stop: Vec::new(),
+        map: SignalMap::default(),
+        success: SuccessExits::default(),
+        pdeathsig: None,
+        program: Vec::new(),
+    }
 }
 
 /// Parse `args` (with `args[0]` the name shim was run as) and the environment.
@@ -92,13 +185,15 @@ where
     E: Fn(&str) -> Option<OsString>,
 {
     let mut args = args.into_iter().skip(1);
-    let mut given = Given::default();
-    let mut program = Vec::new();
+    let mut config = defaults();
+    // Which options the command line set: they are not taken from the environment.
+    let mut given = [false; VALUE_OPTIONS.len()];
+    let mut verbosity: Option<u8> = None;
 
     while let Some(arg) = args.next() {
         // A word that is not valid UTF-8 cannot be one of shim's options.
         let Some(text) = arg.to_str() else {
-            program.push(arg);
+            config.program.push(arg);
             break;
         };
         if text == "--" {
@@ -112,61 +207,63 @@ where
             match name {
                 "help" => return Ok(Command::Help),
                 "version" => return Ok(Command::Version),
+                "verbose" if inline.is_none() => bump(&mut verbosity),
                 "verbose" => {
-                    if inline.is_some() {
-                        return Err(UsageError("--verbose takes no value; repeat it, or set SHIM_VERBOSE".into()));
-                    }
-                    bump(&mut given.verbosity);
+                    return Err(UsageError("--verbose takes no value; repeat it, or set SHIM_VERBOSE".into()));
                 }
-                "grace" => given.grace = Some(grace(&value(name, inline, &mut args)?)?),
-                "forward-to" => given.forward_to = Some(forward_to(&value(name, inline, &mut args)?)?),
-                _ => return Err(UsageError(format!("unknown option '--{name}'"))),
+                _ => {
+                    let i = VALUE_OPTIONS
+                        .iter()
+                        .position(|o| o.long == name)
+                        .ok_or_else(|| UsageError(format!("unknown option '--{name}'")))?;
+                    let v = value(&format!("--{name}"), inline, &mut args)?;
+                    set(&mut config, &mut given, i, &v)?;
+                }
             }
         } else if text.len() > 1 && text.starts_with('-') {
-            let flags = text[1..].char_indices();
-            for (i, flag) in flags {
+            for (i, flag) in text[1..].char_indices() {
                 match flag {
                     'h' => return Ok(Command::Help),
                     'V' => return Ok(Command::Version),
-                    'v' => bump(&mut given.verbosity),
-                    'g' => {
-                        // `-g5s` or `-g 5s`.
-                        let rest = &text[1 + i + 1..];
-                        let v = if rest.is_empty() { value("g", None, &mut args)? } else { rest.to_string() };
-                        given.grace = Some(grace(&v)?);
+                    'v' => bump(&mut verbosity),
+                    _ => {
+                        let o = VALUE_OPTIONS
+                            .iter()
+                            .position(|o| o.short == Some(flag))
+                            .ok_or_else(|| UsageError(format!("unknown option '-{flag}'")))?;
+                        // `-g5s` or `-g 5s`: the rest of the word is the value.
+                        let rest = &text[1 + i + flag.len_utf8()..];
+                        let inline = (!rest.is_empty()).then(|| rest.to_string());
+                        let v = value(&format!("-{flag}"), inline, &mut args)?;
+                        set(&mut config, &mut given, o, &v)?;
                         break;
                     }
-                    other => return Err(UsageError(format!("unknown option '-{other}'"))),
                 }
             }
         } else {
-            program.push(arg);
+            config.program.push(arg);
             break;
         }
     }
-    program.extend(args);
-    if program.is_empty() {
+    config.program.extend(args);
+    if config.program.is_empty() {
         return Err(UsageError("no program to run".into()));
     }
 
-    let from_env = |name: &str| -> Result<Option<String>, UsageError> {
-        match env(name) {
-            None => Ok(None),
-            Some(v) => v.into_string().map(Some).map_err(|_| UsageError(format!("{name} is not valid UTF-8"))),
+    for (i, option) in VALUE_OPTIONS.iter().enumerate() {
+        if given[i] {
+            continue;
         }
-    };
-    let in_env = |name: &str, e: UsageError| UsageError(format!("{name}: {}", e.0));
-
-    let grace = match given.grace {
-        Some(g) => g,
-        None => match from_env("SHIM_GRACE")? {
-            Some(v) => grace(&v).map_err(|e| in_env("SHIM_GRACE", e))?,
-            None => DEFAULT_GRACE,
-        },
-    };
-    let verbosity = match given.verbosity {
+        let Some(raw) = env(option.env) else { continue };
+        let v = raw.into_string().map_err(|_| UsageError(format!("{} is not valid UTF-8", option.env)))?;
+        let values: Vec<&str> = if option.repeatable { v.split(',').map(str::trim).collect() } else { vec![&v] };
+        for one in values {
+            (option.apply)(&mut config, one).map_err(|e| UsageError(format!("{}: {e}", option.env)))?;
+        }
+    }
+    config.verbosity = match verbosity {
         Some(v) => v,
-        None => match from_env("SHIM_VERBOSE")? {
+        None => match env("SHIM_VERBOSE").map(|v| v.to_string_lossy().into_owned()) {
             Some(v) => match v.parse::<u8>() {
                 Ok(n) if n <= MAX_VERBOSITY => n,
                 _ => return Err(UsageError(format!("SHIM_VERBOSE: '{v}' is not a level from 0 to 3"))),
@@ -174,44 +271,81 @@ where
             None => 0,
         },
     };
-    let forward_to = match given.forward_to {
-        Some(f) => f,
-        None => match from_env("SHIM_FORWARD_TO")? {
-            Some(v) => forward_to(&v).map_err(|e| in_env("SHIM_FORWARD_TO", e))?,
-            None => ForwardTo::Group,
-        },
-    };
-    Ok(Command::Run(Config { grace, verbosity, forward_to, program }))
+    Ok(Command::Run(config))
+}
+
+fn set(config: &mut Config, given: &mut [bool], i: usize, v: &str) -> Result<(), UsageError> {
+    given[i] = true;
+    (VALUE_OPTIONS[i].apply)(config, v).map_err(|e| UsageError(format!("--{}: {e}", VALUE_OPTIONS[i].long)))
 }
 
 fn bump(verbosity: &mut Option<u8>) {
     *verbosity = Some(verbosity.unwrap_or(0).saturating_add(1).min(MAX_VERBOSITY));
 }
 
-/// The value of option `name`: inline after `=`, or the next word.
+/// The value of option `name`: inline, or the next word.
 fn value(name: &str, inline: Option<String>, rest: &mut impl Iterator<Item = OsString>) -> Result<String, UsageError> {
-    let dashes = if name.len() == 1 { "-" } else { "--" };
-    let v = match inline {
-        Some(v) => v,
+    match inline {
+        Some(v) => Ok(v),
         None => rest
             .next()
-            .ok_or_else(|| UsageError(format!("{dashes}{name} needs a value")))?
+            .ok_or_else(|| UsageError(format!("{name} needs a value")))?
             .into_string()
-            .map_err(|_| UsageError(format!("the value of {dashes}{name} is not valid UTF-8")))?,
-    };
-    Ok(v)
-}
-
-fn grace(text: &str) -> Result<Duration, UsageError> {
-    duration::parse(text).map_err(|e| UsageError(format!("grace: {e}")))
-}
-
-fn forward_to(text: &str) -> Result<ForwardTo, UsageError> {
-    match text {
-        "group" => Ok(ForwardTo::Group),
-        "child" => Ok(ForwardTo::Child),
-        _ => Err(UsageError(format!("forward-to: '{text}' is neither 'group' nor 'child'"))),
+            .map_err(|_| UsageError(format!("the value of {name} is not valid UTF-8"))),
     }
+}
+
+/// Split a command into words as a shell would, without a shell (FROM-scratch images have
+/// none): blanks separate words; '...' is literal; "..." is one word in which \" and \\ are
+/// escapes; a backslash outside quotes takes the next character literally. No expansion.
+pub fn split_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = text.chars();
+    let bad = |what: &str| format!("{what} in '{text}'");
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => words.extend(word.take()),
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => return Err(bad("unclosed '")),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\')) => w.push(c),
+                            Some(c) => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                            None => return Err(bad("unclosed \"")),
+                        },
+                        Some(c) => w.push(c),
+                        None => return Err(bad("unclosed \"")),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(c) => word.get_or_insert_with(String::new).push(c),
+                None => return Err(bad("a trailing \\")),
+            },
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    if words.is_empty() {
+        return Err(format!("no command in '{text}'"));
+    }
+    Ok(words)
 }
 
 #[cfg(test)]
@@ -331,17 +465,90 @@ mod tests {
     fn help_fits_one_screen_and_names_every_option() {
         let h = help();
         assert!(h.lines().count() <= 24, "{} lines", h.lines().count());
-        for word in [
-            "--grace",
-            "SHIM_GRACE",
-            "--verbose",
-            "SHIM_VERBOSE",
-            "--forward-to",
-            "SHIM_FORWARD_TO",
-            "--help",
-            "--version",
-        ] {
+        assert!(h.lines().all(|l| l.chars().count() <= 80), "a line is wider than a terminal:\n{h}");
+        for o in &VALUE_OPTIONS {
+            assert!(h.contains(&format!("--{}", o.long)) && h.contains(o.env), "help lacks --{}", o.long);
+            if let Some(c) = o.short {
+                assert!(h.contains(&format!("-{c}, --{}", o.long)), "help lacks -{c}");
+            }
+        }
+        for word in ["-v, --verbose", "SHIM_VERBOSE", "-h, --help", "-V, --version"] {
             assert!(h.contains(word), "help lacks {word}");
         }
+    }
+
+    #[test]
+    fn every_new_option_from_the_command_line_and_from_its_variable() {
+        use crate::exit::ExitCode;
+        use crate::signals::{SIGHUP, SIGKILL, SIGQUIT, SIGTERM};
+        let args = [
+            "-d",
+            "5s",
+            "-p",
+            "/bin/deregister --service 'my api'",
+            "-m",
+            "TERM:QUIT",
+            "-m",
+            "HUP:0",
+            "-s",
+            "143",
+            "-s",
+            "TERM",
+            "--pdeathsig",
+            "KILL",
+            "p",
+        ];
+        let c = run(&args, &[]).unwrap();
+        assert_eq!(c.stop_delay, Duration::from_secs(5));
+        assert_eq!(c.pre_stop, ["/bin/deregister", "--service", "my api"]);
+        assert_eq!(c.map.apply(SIGTERM), Some(SIGQUIT));
+        assert_eq!(c.map.apply(SIGHUP), None);
+        assert_eq!(c.success.apply(ExitCode(143)), ExitCode(0));
+        assert_eq!(c.pdeathsig, Some(SIGKILL));
+
+        let env = [
+            ("SHIM_STOP_DELAY", "5s"),
+            ("SHIM_PRE_STOP", "/bin/deregister --service 'my api'"),
+            ("SHIM_MAP_SIGNAL", "TERM:QUIT, HUP:0"),
+            ("SHIM_SUCCESS_EXIT", "143,TERM"),
+            ("SHIM_PDEATHSIG", "KILL"),
+        ];
+        let e = run(&["p"], &env).unwrap();
+        assert_eq!(e.stop_delay, c.stop_delay);
+        assert_eq!(e.pre_stop, c.pre_stop);
+        assert_eq!(e.map, c.map);
+        assert_eq!(e.success, c.success);
+        assert_eq!(e.pdeathsig, c.pdeathsig);
+    }
+
+    #[test]
+    fn a_repeatable_option_on_the_command_line_replaces_its_variable() {
+        let c = run(&["-m", "USR1:USR2", "p"], &[("SHIM_MAP_SIGNAL", "TERM:QUIT")]).unwrap();
+        assert_eq!(c.map.apply(crate::signals::SIGTERM), Some(crate::signals::SIGTERM));
+    }
+
+    #[test]
+    fn bad_new_values_are_usage_errors_naming_the_part() {
+        let err = |args: &[&str], env: &[(&str, &str)]| run(args, env).unwrap_err().0;
+        assert_eq!(err(&["-m", "TERM", "p"], &[]), "--map-signal: 'TERM' is not FROM:TO (try TERM:QUIT or HUP:0)");
+        let e = err(&["p"], &[("SHIM_MAP_SIGNAL", "TERM:QUIT,HUP:NOPE")]);
+        assert!(e.starts_with("SHIM_MAP_SIGNAL: 'HUP:NOPE': unknown signal 'NOPE'"), "{e}");
+        assert!(err(&["-s", "300", "p"], &[]).starts_with("--success-exit: '300'"));
+        assert!(err(&["-p", "'unclosed", "p"], &[]).starts_with("--pre-stop: unclosed '"));
+        assert!(err(&["--pdeathsig", "NOPE", "p"], &[]).starts_with("--pdeathsig: unknown signal"));
+        assert!(err(&["--stop-delay=soon", "p"], &[]).starts_with("--stop-delay: invalid duration"));
+    }
+
+    #[test]
+    fn words_split_like_a_shell_without_one() {
+        let w = split_words;
+        assert_eq!(w("a b  c").unwrap(), ["a", "b", "c"]);
+        let got = w(r#"  /bin/x --name 'two words' "q\"uo\\te" a\ b "#).unwrap();
+        assert_eq!(got, ["/bin/x", "--name", "two words", r#"q"uo\te"#, "a b"]);
+        assert_eq!(w("''").unwrap(), [""]);
+        assert_eq!(w("it's").unwrap_err(), "unclosed ' in 'it's'");
+        assert!(w("   ").is_err());
+        assert!(w(r"a\").is_err());
+        assert!(w(r#""a"#).is_err());
     }
 }

@@ -168,9 +168,83 @@ impl fmt::Debug for Sig {
     }
 }
 
+/// What `--map-signal FROM:TO` makes of received signals: each is forwarded as itself,
+/// as another signal, or not at all (`TO` = 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignalMap {
+    /// Indexed by signal number; `None` keeps the signal as it is.
+    table: Vec<Option<Option<Sig>>>,
+}
+
+impl Default for SignalMap {
+    fn default() -> Self {
+        SignalMap { table: vec![None; max() as usize + 1] }
+    }
+}
+
+impl SignalMap {
+    /// What to send for a received `sig`; `None` drops it.
+    pub fn apply(&self, sig: Sig) -> Option<Sig> {
+        self.table.get(sig.0 as usize).copied().flatten().unwrap_or(Some(sig))
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.table.iter().all(Option::is_none)
+    }
+
+    /// Add `FROM:TO`, e.g. `TERM:QUIT`, `SIGHUP:0`, `15:3`. A later entry for the same FROM wins.
+    pub fn add(&mut self, entry: &str) -> Result<(), String> {
+        let (from, to) =
+            entry.split_once(':').ok_or_else(|| format!("'{entry}' is not FROM:TO (try TERM:QUIT or HUP:0)"))?;
+        let from = Sig::parse(from).map_err(|e| format!("'{entry}': {e}"))?;
+        if from == SIGKILL || from == SIGSTOP || from == SIGCHLD {
+            return Err(format!("'{entry}': {from} cannot be mapped"));
+        }
+        let to = if to == "0" { None } else { Some(Sig::parse(to).map_err(|e| format!("'{entry}': {e}"))?) };
+        if to == Some(SIGSTOP) {
+            return Err(format!("'{entry}': mapping to SIGSTOP would freeze the program for good; use TSTP"));
+        }
+        self.table[from.0 as usize] = Some(to);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_map_rewrites_drops_or_keeps() {
+        let mut m = SignalMap::default();
+        assert!(m.is_identity());
+        m.add("TERM:QUIT").unwrap();
+        m.add("SIGHUP:0").unwrap();
+        m.add("10:12").unwrap();
+        assert_eq!(m.apply(SIGTERM), Some(SIGQUIT));
+        assert_eq!(m.apply(SIGHUP), None);
+        assert_eq!(m.apply(SIGUSR1).map(Sig::number), Some(12));
+        assert_eq!(m.apply(SIGINT), Some(SIGINT));
+        m.add("TERM:TERM").unwrap();
+        assert_eq!(m.apply(SIGTERM), Some(SIGTERM), "the later entry wins");
+    }
+
+    #[test]
+    fn a_bad_map_names_the_bad_part() {
+        let mut m = SignalMap::default();
+        for (bad, part) in [
+            ("TERM", "'TERM' is not FROM:TO"),
+            ("TERM:", "'TERM:': unknown signal ''"),
+            ("NOPE:QUIT", "'NOPE:QUIT': unknown signal 'NOPE'"),
+            ("TERM:NOPE", "'TERM:NOPE': unknown signal 'NOPE'"),
+            ("KILL:TERM", "SIGKILL cannot be mapped"),
+            ("CHLD:TERM", "SIGCHLD cannot be mapped"),
+            ("TERM:STOP", "freeze"),
+        ] {
+            let e = m.add(bad).unwrap_err();
+            assert!(e.contains(part), "{bad}: {e}");
+        }
+        assert!(m.is_identity(), "a failed add changes nothing");
+    }
 
     #[test]
     fn parses_names_numbers_and_prefixes() {

@@ -80,9 +80,9 @@ fn bad_usage_is_2_with_what_is_wrong_then_usage() {
     let cases: [Case; 5] = [
         (&[], &[], "shim: no program to run"),
         (&["--frobnicate", "true"], &[], "shim: unknown option '--frobnicate'"),
-        (&["-g", "soon", "true"], &[], "shim: grace: invalid duration 'soon'"),
-        (&["true"], &[("SHIM_GRACE", "soon")], "shim: SHIM_GRACE: grace: invalid duration 'soon'"),
-        (&["--forward-to", "everyone", "true"], &[], "shim: forward-to: 'everyone'"),
+        (&["-g", "soon", "true"], &[], "shim: --grace: invalid duration 'soon'"),
+        (&["true"], &[("SHIM_GRACE", "soon")], "shim: SHIM_GRACE: invalid duration 'soon'"),
+        (&["--forward-to", "everyone", "true"], &[], "shim: --forward-to: 'everyone'"),
     ];
     for (args, env, want) in cases {
         let out = std::process::Command::new(shim_bin()).args(args).envs(env.iter().copied()).output().unwrap();
