@@ -1,26 +1,48 @@
 //! The supervision state machine: every decision shim makes once the program runs — what to
-//! forward and to whom, when a stop begins, when to escalate to SIGKILL, when to exit and with
-//! which code (SPEC §3–§5). Sans-IO: it is fed [`Event`]s with the current monotonic time and
-//! answers with [`Action`]s; it never calls the kernel, so every path is unit-tested here.
+//! forward and to whom, when a stop begins, how long it is held back, when to escalate to
+//! SIGKILL, when to exit and with which code (SPEC §3–§5). Sans-IO: it is fed [`Event`]s with
+//! the current monotonic time and answers with [`Action`]s; it never calls the kernel, so
+//! every path is unit-tested here.
 
 use std::time::Duration;
 
 use crate::config::ForwardTo;
-use crate::exit::{ExitCode, Status};
-use crate::signals::{Sig, SIGCONT, SIGKILL, SIGTERM};
+use crate::exit::{ExitCode, Status, SuccessExits};
+use crate::signals::{Sig, SignalMap, SIGCONT, SIGINT, SIGKILL, SIGTERM};
 
 /// After escalation, SIGKILL again this often while anything is left: a process forked between
 /// the scan and the kill (outside a PID namespace nothing freezes them) is caught next round.
 pub const REKILL_EVERY: Duration = Duration::from_secs(1);
 
+/// Stop signals forwarded before the next one forces the stop.
+const FORCE_AFTER_FORWARDED: u8 = 2;
+
 /// The fixed facts a machine decides by.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Policy {
     pub grace: Duration,
     pub forward_to: ForwardTo,
-    /// shim runs in an interactive terminal, not as PID 1: when the program stops (Ctrl-Z),
-    /// shim stops too so the user's shell gets the terminal back.
     pub job_control: JobControl,
+    /// How long a requested stop keeps the program serving before the signal is forwarded.
+    pub stop_delay: Duration,
+    pub pre_stop: Hook,
+    pub map: SignalMap,
+    pub success: SuccessExits,
+}
+
+impl Policy {
+    /// The defaults of SPEC §1 with the given grace and target.
+    pub fn new(grace: Duration, forward_to: ForwardTo) -> Policy {
+        Policy {
+            grace,
+            forward_to,
+            job_control: JobControl::Off,
+            stop_delay: Duration::ZERO,
+            pre_stop: Hook::None,
+            map: SignalMap::default(),
+            success: SuccessExits::default(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +51,13 @@ pub enum JobControl {
     Off,
     /// Follow the program's stops and resumes.
     Follow,
+}
+
+/// Whether a pre-stop hook is configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    None,
+    Configured,
 }
 
 /// Who a signal goes to.
@@ -48,12 +77,14 @@ pub enum Target {
 pub enum Why {
     /// A signal shim received, passed on.
     Forward,
-    /// The first stop signal: the grace period starts now.
+    /// The first stop signal goes out: the grace period starts now.
     StopBegins,
-    /// The main child exited on its own and others remain.
+    /// The main child exited and others remain.
     Leftovers,
     /// The grace period ran out.
     Escalate,
+    /// A third stop signal, or a second Ctrl-C: no more waiting.
+    Forced,
 }
 
 /// Why a received signal was not passed on.
@@ -65,6 +96,8 @@ pub enum Dropped {
     NoTarget,
     /// shim sent it to itself: a SIGPIPE from writing to a closed stderr, say.
     OwnSignal,
+    /// `--map-signal FROM:0`.
+    Mapped,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +112,15 @@ pub enum Action {
         sig: Sig,
         why: Dropped,
     },
+    /// A stop began; `sig` is held back until `until` (the delay, or the hook's bound).
+    Hold {
+        sig: Sig,
+        until: Duration,
+    },
+    /// Start the pre-stop hook.
+    StartHook,
+    /// The hook overran its bound: SIGKILL it.
+    KillHook,
     /// Stop shim itself (SIGSTOP) after the program stopped, handing the terminal back.
     SuspendSelf,
     /// Give the terminal's foreground back to the program's group before it resumes.
@@ -91,11 +133,15 @@ pub enum Action {
 pub enum Event {
     /// shim received a signal (other than SIGCHLD, which becomes [`Event::Reaped`]).
     Signal(Sig),
+    /// The terminal driver sent it: Ctrl-C, Ctrl-\.
+    KeyboardSignal(Sig),
     /// shim received a signal it caused itself.
     OwnSignal(Sig),
     /// One full drain of `waitpid`: the main child's status if it was reaped in it, and
     /// whether any child of shim remains.
     Reaped { main: Option<Status>, left: Left },
+    /// The pre-stop hook exited.
+    HookExited,
     /// The main child stopped (SIGTSTP, SIGSTOP...).
     MainStopped,
     /// The timer set from [`Machine::deadline`] fired.
@@ -106,6 +152,7 @@ pub enum Event {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
     Outside,
+    Keyboard,
     Shim,
 }
 
@@ -122,12 +169,25 @@ pub enum Stop {
     ChildExited,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The stop signal is held back while the delay or the hook runs; released at
+    /// `release_at`, or when the hook exits if `early` (a hook with no delay).
+    Holding { sig: Sig, release_at: Duration, early: bool },
+    /// Forwarded: waiting for everything to exit until `deadline`.
+    Draining { deadline: Duration },
+    /// SIGKILL sent at `last`; again every [`REKILL_EVERY`] while anything is left.
+    Killing { last: Duration },
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Stopping {
     cause: Stop,
-    deadline: Duration,
-    /// When SIGKILL was last sent to everyone.
-    killed_at: Option<Duration>,
+    phase: Phase,
+    /// Stop signals forwarded so far in this stop.
+    forwarded: u8,
+    /// Ctrl-Cs received so far in this stop.
+    keyboard_interrupts: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +202,7 @@ pub struct Machine {
     policy: Policy,
     main: Main,
     stop: Option<Stopping>,
+    hook_running: bool,
     suspended: bool,
     done: bool,
 }
@@ -161,6 +222,12 @@ impl Actions {
     fn two(a: Action, b: Action) -> Self {
         Actions([Some(a), Some(b)])
     }
+    fn maybe_then(first: Option<Action>, then: Action) -> Self {
+        match first {
+            Some(a) => Actions::two(a, then),
+            None => Actions::one(then),
+        }
+    }
 }
 
 impl IntoIterator for Actions {
@@ -173,19 +240,18 @@ impl IntoIterator for Actions {
 
 impl Machine {
     pub fn new(policy: Policy) -> Self {
-        Machine { policy, main: Main::Running, stop: None, suspended: false, done: false }
+        Machine { policy, main: Main::Running, stop: None, hook_running: false, suspended: false, done: false }
     }
 
-    /// When [`Event::Tick`] is next due, if ever: the grace deadline, then re-kill rounds.
-    /// `None` means shim may sleep until a signal comes.
+    /// When [`Event::Tick`] is next due, if ever. `None` means shim may sleep until a signal.
     pub fn deadline(&self) -> Option<Duration> {
         if self.done {
             return None;
         }
-        let s = self.stop?;
-        Some(match s.killed_at {
-            None => s.deadline,
-            Some(at) => at.saturating_add(REKILL_EVERY),
+        Some(match self.stop?.phase {
+            Phase::Holding { release_at, .. } => release_at,
+            Phase::Draining { deadline } => deadline,
+            Phase::Killing { last } => last.saturating_add(REKILL_EVERY),
         })
     }
 
@@ -205,35 +271,112 @@ impl Machine {
             return Actions::none();
         }
         match event {
-            Event::Signal(sig) => self.on_signal(sig, now),
+            Event::Signal(sig) => self.on_signal(sig, Origin::Outside, now),
+            Event::KeyboardSignal(sig) => self.on_signal(sig, Origin::Keyboard, now),
             Event::OwnSignal(sig) => Actions::one(Action::Drop { sig, why: Dropped::OwnSignal }),
             Event::Reaped { main, left } => self.on_reaped(main, left, now),
+            Event::HookExited => self.on_hook_exited(now),
             Event::MainStopped => self.on_main_stopped(),
             Event::Tick => self.on_tick(now),
         }
     }
 
-    fn on_signal(&mut self, sig: Sig, now: Duration) -> Actions {
+    fn on_signal(&mut self, sig: Sig, origin: Origin, now: Duration) -> Actions {
         if sig.is_fault() {
             return Actions::one(Action::Drop { sig, why: Dropped::Fault });
         }
-        if self.stop.is_some_and(|s| s.killed_at.is_some()) {
-            return Actions::one(Action::Drop { sig, why: Dropped::NoTarget });
-        }
-        let mut why = Why::Forward;
-        if sig.is_stop() && self.stop.is_none() {
-            self.begin_stop(Stop::Requested(sig), now);
-            why = Why::StopBegins;
+        if let Some(s) = self.stop.as_mut() {
+            if matches!(s.phase, Phase::Killing { .. }) {
+                return Actions::one(Action::Drop { sig, why: Dropped::NoTarget });
+            }
+            if sig.is_stop() {
+                let repeated_ctrl_c = origin == Origin::Keyboard && sig == SIGINT && s.keyboard_interrupts > 0;
+                if origin == Origin::Keyboard && sig == SIGINT {
+                    s.keyboard_interrupts += 1;
+                }
+                if s.forwarded >= FORCE_AFTER_FORWARDED || repeated_ctrl_c {
+                    s.phase = Phase::Killing { last: now };
+                    return Actions::one(Action::Send { sig: SIGKILL, to: Target::Everyone, why: Why::Forced });
+                }
+                // A second stop signal while the first is held back releases it at once.
+                if matches!(s.phase, Phase::Holding { .. }) {
+                    return self.release(sig, now);
+                }
+            }
+        } else if sig.is_stop() {
+            return self.begin_requested_stop(sig, origin, now);
         }
         let Some(to) = self.forward_target() else {
             return Actions::one(Action::Drop { sig, why: Dropped::NoTarget });
         };
-        let send = Action::Send { sig, to, why };
+        let Some(out) = self.policy.map.apply(sig) else {
+            return Actions::one(Action::Drop { sig, why: Dropped::Mapped });
+        };
+        if sig.is_stop() {
+            if let Some(s) = self.stop.as_mut() {
+                s.forwarded += 1;
+            }
+        }
+        let send = Action::Send { sig: out, to, why: Why::Forward };
         if sig == SIGCONT && self.suspended {
             self.suspended = false;
             return Actions::two(Action::ForegroundChild, send);
         }
         Actions::one(send)
+    }
+
+    fn begin_requested_stop(&mut self, sig: Sig, origin: Origin, now: Duration) -> Actions {
+        let keyboard_interrupts = u8::from(origin == Origin::Keyboard && sig == SIGINT);
+        let hook = self.policy.pre_stop == Hook::Configured;
+        if self.policy.stop_delay.is_zero() && !hook {
+            self.stop = Some(Stopping {
+                cause: Stop::Requested(sig),
+                phase: Phase::Draining { deadline: now },
+                forwarded: 0,
+                keyboard_interrupts,
+            });
+            return self.release(sig, now);
+        }
+        // The hook is bounded by the delay, or by the grace period when there is none.
+        let (bound, early) =
+            if self.policy.stop_delay.is_zero() { (self.policy.grace, true) } else { (self.policy.stop_delay, false) };
+        let release_at = now.saturating_add(bound);
+        self.stop = Some(Stopping {
+            cause: Stop::Requested(sig),
+            phase: Phase::Holding { sig, release_at, early },
+            forwarded: 0,
+            keyboard_interrupts,
+        });
+        self.hook_running = hook;
+        let hold = Action::Hold { sig, until: release_at };
+        if hook {
+            Actions::two(hold, Action::StartHook)
+        } else {
+            Actions::one(hold)
+        }
+    }
+
+    /// Forward the held (or a new) stop signal now and start the grace period; the hook, if
+    /// still running, has had its time.
+    fn release(&mut self, sig: Sig, now: Duration) -> Actions {
+        let kill_hook = std::mem::take(&mut self.hook_running).then_some(Action::KillHook);
+        let deadline = now.saturating_add(self.policy.grace);
+        let first = self.stop.is_some_and(|s| s.forwarded == 0);
+        if let Some(s) = self.stop.as_mut() {
+            s.phase = Phase::Draining { deadline };
+            s.forwarded += 1;
+        }
+        // With the main child gone, nobody has the signal yet: it goes to everyone left.
+        let to = match self.main {
+            Main::Running => self.forward_target().unwrap_or(Target::Group),
+            Main::Exited(_) => Target::Everyone,
+        };
+        let why = if first { Why::StopBegins } else { Why::Forward };
+        let then = match self.policy.map.apply(sig) {
+            Some(out) => Action::Send { sig: out, to, why },
+            None => Action::Drop { sig, why: Dropped::Mapped },
+        };
+        Actions::maybe_then(kill_hook, then)
     }
 
     fn on_reaped(&mut self, main: Option<Status>, left: Left, now: Duration) -> Actions {
@@ -248,24 +391,50 @@ impl Machine {
             // The main child is still a child of shim, so something is always left.
             return Actions::none();
         };
-        match left {
-            Left::Nothing => {
-                self.done = true;
-                Actions::one(Action::Exit(status.exit_code()))
+        if left == Left::Nothing {
+            self.done = true;
+            return Actions::one(Action::Exit(self.policy.success.apply(status.exit_code())));
+        }
+        if !just_exited {
+            return Actions::none();
+        }
+        let Some(s) = self.stop else {
+            // The program exited on its own and others remain: they are stopped now, with no
+            // delay or hook (those are for stops asked for by a signal).
+            let deadline = now.saturating_add(self.policy.grace);
+            self.stop = Some(Stopping {
+                cause: Stop::ChildExited,
+                phase: Phase::Draining { deadline },
+                forwarded: 0,
+                keyboard_interrupts: 0,
+            });
+            return match self.policy.map.apply(SIGTERM) {
+                Some(sig) => Actions::one(Action::Send { sig, to: Target::Everyone, why: Why::Leftovers }),
+                None => Actions::one(Action::Drop { sig: SIGTERM, why: Dropped::Mapped }),
+            };
+        };
+        match (s.phase, s.cause) {
+            // Exited while the stop was held back: proceed now.
+            (Phase::Holding { sig, .. }, _) => self.release(sig, now),
+            // Only the child got the stop signal; the rest get it now. With the group as
+            // target they have it already, and a second SIGTERM often means "quit now".
+            (Phase::Draining { .. }, Stop::Requested(sig)) if self.policy.forward_to == ForwardTo::Child => {
+                match self.policy.map.apply(sig) {
+                    Some(out) => Actions::one(Action::Send { sig: out, to: Target::Everyone, why: Why::Leftovers }),
+                    None => Actions::none(),
+                }
             }
-            Left::Some if just_exited => match self.stop.map(|s| s.cause) {
-                None => {
-                    self.begin_stop(Stop::ChildExited, now);
-                    Actions::one(Action::Send { sig: SIGTERM, to: Target::Everyone, why: Why::Leftovers })
-                }
-                // Only the child got the stop signal; the rest get it now. With the group as
-                // target they have it already, and a second SIGTERM often means "quit now".
-                Some(Stop::Requested(sig)) if self.policy.forward_to == ForwardTo::Child => {
-                    Actions::one(Action::Send { sig, to: Target::Everyone, why: Why::Leftovers })
-                }
-                Some(_) => Actions::none(),
-            },
-            Left::Some => Actions::none(),
+            _ => Actions::none(),
+        }
+    }
+
+    fn on_hook_exited(&mut self, now: Duration) -> Actions {
+        if !std::mem::take(&mut self.hook_running) {
+            return Actions::none();
+        }
+        match self.stop.map(|s| s.phase) {
+            Some(Phase::Holding { sig, early: true, .. }) => self.release(sig, now),
+            _ => Actions::none(),
         }
     }
 
@@ -278,19 +447,17 @@ impl Machine {
     }
 
     fn on_tick(&mut self, now: Duration) -> Actions {
-        match self.deadline() {
-            Some(_) if self.is_due(now) => {
-                if let Some(s) = self.stop.as_mut() {
-                    s.killed_at = Some(now);
-                }
+        if !self.is_due(now) {
+            return Actions::none();
+        }
+        let Some(s) = self.stop.as_mut() else { return Actions::none() };
+        match s.phase {
+            Phase::Holding { sig, .. } => self.release(sig, now),
+            Phase::Draining { .. } | Phase::Killing { .. } => {
+                s.phase = Phase::Killing { last: now };
                 Actions::one(Action::Send { sig: SIGKILL, to: Target::Everyone, why: Why::Escalate })
             }
-            _ => Actions::none(),
         }
-    }
-
-    fn begin_stop(&mut self, cause: Stop, now: Duration) {
-        self.stop = Some(Stopping { cause, deadline: now.saturating_add(self.policy.grace), killed_at: None });
     }
 
     /// Where a received signal goes now; `None` when that target no longer exists.
@@ -306,7 +473,7 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signals::{SIGHUP, SIGINT, SIGQUIT, SIGTSTP, SIGUSR1};
+    use crate::signals::{SIGHUP, SIGQUIT, SIGTSTP, SIGUSR1};
 
     const GRACE: Duration = Duration::from_secs(10);
 
@@ -315,7 +482,7 @@ mod tests {
     }
 
     fn machine(forward_to: ForwardTo, job_control: JobControl) -> Machine {
-        Machine::new(Policy { grace: GRACE, forward_to, job_control })
+        Machine::new(Policy { job_control, ..Policy::new(GRACE, forward_to) })
     }
 
     fn group() -> Machine {
@@ -424,8 +591,7 @@ mod tests {
 
     #[test]
     fn zero_grace_escalates_on_the_next_tick() {
-        let mut m =
-            Machine::new(Policy { grace: Duration::ZERO, forward_to: ForwardTo::Group, job_control: JobControl::Off });
+        let mut m = Machine::new(Policy::new(Duration::ZERO, ForwardTo::Group));
         assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(7)), [send(SIGTERM, Target::Group, Why::StopBegins)]);
         assert_eq!(m.deadline(), Some(ms(7)));
         assert_eq!(acts(&mut m, Event::Tick, ms(7)), [send(SIGKILL, Target::Everyone, Why::Escalate)]);
@@ -545,9 +711,169 @@ mod tests {
 
     #[test]
     fn a_deadline_past_the_end_of_time_saturates() {
-        let mut m =
-            Machine::new(Policy { grace: Duration::MAX, forward_to: ForwardTo::Group, job_control: JobControl::Off });
+        let mut m = Machine::new(Policy::new(Duration::MAX, ForwardTo::Group));
         let _ = m.handle(Event::Signal(SIGTERM), ms(5));
         assert_eq!(m.deadline(), Some(Duration::MAX));
+    }
+
+    fn with(f: impl FnOnce(&mut Policy)) -> Machine {
+        let mut p = Policy::new(GRACE, ForwardTo::Group);
+        f(&mut p);
+        Machine::new(p)
+    }
+
+    const DELAY: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn a_stop_delay_holds_the_signal_then_forwards_it_and_the_grace_starts_there() {
+        let mut m = with(|p| p.stop_delay = DELAY);
+        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(0)), [Action::Hold { sig: SIGTERM, until: DELAY }]);
+        assert_eq!(m.deadline(), Some(DELAY));
+        assert_eq!(
+            acts(&mut m, Event::Signal(SIGHUP), ms(100)),
+            [send(SIGHUP, Target::Group, Why::Forward)],
+            "it keeps serving"
+        );
+        assert_eq!(acts(&mut m, Event::Tick, DELAY - ms(1)), []);
+        assert_eq!(acts(&mut m, Event::Tick, DELAY), [send(SIGTERM, Target::Group, Why::StopBegins)]);
+        assert_eq!(m.deadline(), Some(DELAY + GRACE));
+    }
+
+    #[test]
+    fn a_second_stop_signal_during_the_delay_forwards_at_once() {
+        let mut m = with(|p| p.stop_delay = DELAY);
+        let _ = m.handle(Event::Signal(SIGTERM), ms(0));
+        assert_eq!(acts(&mut m, Event::Signal(SIGINT), ms(1000)), [send(SIGINT, Target::Group, Why::StopBegins)]);
+        assert_eq!(m.deadline(), Some(ms(1000) + GRACE));
+    }
+
+    #[test]
+    fn the_main_child_exiting_during_the_delay_proceeds_with_the_stop() {
+        let mut m = with(|p| p.stop_delay = DELAY);
+        let _ = m.handle(Event::Signal(SIGTERM), ms(0));
+        assert_eq!(
+            acts(&mut m, reaped(Some(Status::Exited(0)), Left::Some), ms(200)),
+            [send(SIGTERM, Target::Everyone, Why::StopBegins)]
+        );
+        assert_eq!(m.deadline(), Some(ms(200) + GRACE));
+
+        let mut alone = with(|p| p.stop_delay = DELAY);
+        let _ = alone.handle(Event::Signal(SIGTERM), ms(0));
+        assert_eq!(
+            acts(&mut alone, reaped(Some(Status::Exited(0)), Left::Nothing), ms(200)),
+            [Action::Exit(ExitCode(0))]
+        );
+    }
+
+    #[test]
+    fn a_pre_stop_hook_runs_within_the_delay_and_is_killed_if_it_overruns() {
+        let mut m = with(|p| {
+            p.stop_delay = DELAY;
+            p.pre_stop = Hook::Configured;
+        });
+        assert_eq!(
+            acts(&mut m, Event::Signal(SIGTERM), ms(0)),
+            [Action::Hold { sig: SIGTERM, until: DELAY }, Action::StartHook]
+        );
+        assert_eq!(acts(&mut m, Event::Tick, DELAY), [Action::KillHook, send(SIGTERM, Target::Group, Why::StopBegins)]);
+        assert_eq!(acts(&mut m, Event::HookExited, DELAY), [], "its exit after the kill changes nothing");
+    }
+
+    #[test]
+    fn with_a_delay_a_hook_that_finishes_early_does_not_cut_the_delay_short() {
+        let mut m = with(|p| {
+            p.stop_delay = DELAY;
+            p.pre_stop = Hook::Configured;
+        });
+        let _ = m.handle(Event::Signal(SIGTERM), ms(0));
+        assert_eq!(acts(&mut m, Event::HookExited, ms(300)), []);
+        assert_eq!(acts(&mut m, Event::Tick, DELAY), [send(SIGTERM, Target::Group, Why::StopBegins)]);
+    }
+
+    #[test]
+    fn without_a_delay_the_hook_is_bounded_by_the_grace_period_and_forwarding_follows_it() {
+        let mut m = with(|p| p.pre_stop = Hook::Configured);
+        assert_eq!(
+            acts(&mut m, Event::Signal(SIGTERM), ms(0)),
+            [Action::Hold { sig: SIGTERM, until: GRACE }, Action::StartHook]
+        );
+        assert_eq!(acts(&mut m, Event::HookExited, ms(700)), [send(SIGTERM, Target::Group, Why::StopBegins)]);
+        assert_eq!(m.deadline(), Some(ms(700) + GRACE));
+
+        let mut slow = with(|p| p.pre_stop = Hook::Configured);
+        let _ = slow.handle(Event::Signal(SIGTERM), ms(0));
+        assert_eq!(
+            acts(&mut slow, Event::Tick, GRACE),
+            [Action::KillHook, send(SIGTERM, Target::Group, Why::StopBegins)]
+        );
+    }
+
+    #[test]
+    fn a_hook_that_cannot_start_never_blocks_the_stop() {
+        // The supervisor reports a failed start as the hook's exit.
+        let mut m = with(|p| p.pre_stop = Hook::Configured);
+        let _ = m.handle(Event::Signal(SIGTERM), ms(0));
+        assert_eq!(acts(&mut m, Event::HookExited, ms(1)), [send(SIGTERM, Target::Group, Why::StopBegins)]);
+    }
+
+    #[test]
+    fn mapped_signals_are_rewritten_or_dropped_and_stops_use_the_mapping() {
+        let mut m = with(|p| {
+            p.map.add("TERM:QUIT").unwrap();
+            p.map.add("HUP:0").unwrap();
+        });
+        assert_eq!(acts(&mut m, Event::Signal(SIGHUP), ms(0)), [Action::Drop { sig: SIGHUP, why: Dropped::Mapped }]);
+        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(0)), [send(SIGQUIT, Target::Group, Why::StopBegins)]);
+        assert_eq!(m.stopping(), Some(Stop::Requested(SIGTERM)), "what began the stop is what was received");
+
+        let mut leftovers = with(|p| p.map.add("TERM:QUIT").unwrap());
+        assert_eq!(
+            acts(&mut leftovers, reaped(Some(Status::Exited(0)), Left::Some), ms(0)),
+            [send(SIGQUIT, Target::Everyone, Why::Leftovers)]
+        );
+    }
+
+    #[test]
+    fn success_exit_codes_become_zero() {
+        let mut m = with(|p| p.success.add("143").unwrap());
+        let _ = m.handle(Event::Signal(SIGTERM), ms(0));
+        assert_eq!(
+            acts(&mut m, reaped(Some(Status::Signaled(SIGTERM)), Left::Nothing), ms(1)),
+            [Action::Exit(ExitCode(0))]
+        );
+        let mut other = with(|p| p.success.add("143").unwrap());
+        assert_eq!(
+            acts(&mut other, reaped(Some(Status::Exited(1)), Left::Nothing), ms(1)),
+            [Action::Exit(ExitCode(1))]
+        );
+    }
+
+    #[test]
+    fn a_third_stop_signal_forces_the_stop() {
+        let mut m = group();
+        let _ = m.handle(Event::Signal(SIGTERM), ms(0));
+        let _ = m.handle(Event::Signal(SIGTERM), ms(10));
+        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(20)), [send(SIGKILL, Target::Everyone, Why::Forced)]);
+        assert_eq!(m.deadline(), Some(ms(20) + REKILL_EVERY));
+    }
+
+    #[test]
+    fn a_second_ctrl_c_forces_the_stop_but_a_second_sigint_from_kill_does_not() {
+        let mut m = group();
+        assert_eq!(acts(&mut m, Event::KeyboardSignal(SIGINT), ms(0)), [send(SIGINT, Target::Group, Why::StopBegins)]);
+        assert_eq!(acts(&mut m, Event::KeyboardSignal(SIGINT), ms(5)), [send(SIGKILL, Target::Everyone, Why::Forced)]);
+
+        let mut k = group();
+        let _ = k.handle(Event::Signal(SIGINT), ms(0));
+        assert_eq!(acts(&mut k, Event::Signal(SIGINT), ms(5)), [send(SIGINT, Target::Group, Why::Forward)]);
+    }
+
+    #[test]
+    fn during_a_delay_a_third_stop_signal_still_forces() {
+        let mut m = with(|p| p.stop_delay = DELAY);
+        let _ = m.handle(Event::Signal(SIGTERM), ms(0)); // held
+        let _ = m.handle(Event::Signal(SIGTERM), ms(1)); // released: forwarded once
+        let _ = m.handle(Event::Signal(SIGTERM), ms(2)); // forwarded twice
+        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(3)), [send(SIGKILL, Target::Everyone, Why::Forced)]);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::unistd::Pid;
 
@@ -12,18 +12,20 @@ use crate::config::Config;
 use crate::duration;
 use crate::error::Error;
 use crate::exit::{ExitCode, Status};
-use crate::machine::{Action, Dropped, Event, JobControl, Machine, Origin, Policy, Target, Why};
+use crate::machine::{Action, Dropped, Event, Hook, JobControl, Machine, Origin, Policy, Target, Why};
 use crate::signals::{Sig, SIGCHLD};
 use crate::sys::{self, Sent, Wait};
 use crate::{info, warn};
 
 /// What the loop knows besides the machine's state.
-struct Run {
+struct Run<'a> {
+    config: &'a Config,
     child: Pid,
     pid1: bool,
     start: Instant,
     spawned: Instant,
-    grace: Duration,
+    /// The pre-stop hook while it runs.
+    hook: Option<Pid>,
 }
 
 /// Run `config.program` under supervision and return the code shim should exit with.
@@ -35,9 +37,12 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
             warn!("could not become a child subreaper ({}): orphans will not be reaped or stopped by shim", e.desc());
         }
     }
+    if let Some(sig) = config.pdeathsig {
+        sys::set_parent_death_signal(sig).map_err(|e| Error::setup("set the parent-death signal", e))?;
+    }
     let foreground = sys::stdin_is_foreground_terminal();
     let child = sys::spawn(&config.program, foreground).map_err(|e| Error::spawn(&config.program[0], e))?;
-    let run = Run { child, pid1, start, spawned: Instant::now(), grace: config.grace };
+    let mut run = Run { config, child, pid1, start, spawned: Instant::now(), hook: None };
     info!(
         1,
         "started {} as pid {child} in process group {child}{}{}",
@@ -54,49 +59,84 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
         warn!("could not move to /: {}", e.desc());
     }
 
-    let job_control = if !pid1 && foreground { JobControl::Follow } else { JobControl::Off };
-    let mut machine = Machine::new(Policy { grace: config.grace, forward_to: config.forward_to, job_control });
+    let policy = Policy {
+        job_control: if !pid1 && foreground { JobControl::Follow } else { JobControl::Off },
+        stop_delay: config.stop_delay,
+        pre_stop: if config.pre_stop.is_empty() { Hook::None } else { Hook::Configured },
+        map: config.map.clone(),
+        success: config.success.clone(),
+        ..Policy::new(config.grace, config.forward_to)
+    };
+    let mut machine = Machine::new(policy);
     loop {
         let timeout = machine.deadline().map(|due| due.saturating_sub(start.elapsed()));
         let woken = sys::wait_signal(timeout).map_err(|e| Error::setup("wait for signals", e))?;
-        let [first, second] = run.events(woken);
+        let mut events = run.events(woken);
         // The deadline is checked after every wake, not only on a timeout: under a steady
         // stream of signals the wait never times out, and escalation must not starve.
-        for event in [first, second, Some(Event::Tick)].into_iter().flatten() {
+        events.push(Event::Tick);
+        let mut i = 0;
+        while i < events.len() {
+            let event = events[i];
+            i += 1;
             if event == Event::Tick && !machine.is_due(start.elapsed()) {
                 continue;
             }
             for action in machine.handle(event, start.elapsed()) {
-                if let Some(code) = run.carry_out(action) {
-                    return Ok(code);
+                match run.carry_out(action) {
+                    Done::Exit(code) => return Ok(code),
+                    Done::Then(next) => events.push(next),
+                    Done::Continue => {}
                 }
             }
         }
     }
 }
 
-impl Run {
+/// What carrying out an action leads to.
+enum Done {
+    Continue,
+    /// An event the action itself caused (a hook that could not start has, in effect, exited).
+    Then(Event),
+    Exit(ExitCode),
+}
+
+impl Run<'_> {
     /// The events one wake-up stands for.
-    fn events(&self, woken: Wait) -> [Option<Event>; 2] {
+    fn events(&mut self, woken: Wait) -> Vec<Event> {
         match woken {
-            Wait::Nothing => [Some(Event::Tick), None],
+            Wait::Nothing => vec![],
             Wait::Signal { sig, .. } if sig == SIGCHLD => self.reap(),
-            Wait::Signal { sig, origin: Origin::Shim } => [Some(Event::OwnSignal(sig)), None],
+            Wait::Signal { sig, origin: Origin::Shim } => vec![Event::OwnSignal(sig)],
+            Wait::Signal { sig, origin: Origin::Keyboard } => {
+                info!(3, "received {sig} from the terminal");
+                vec![Event::KeyboardSignal(sig)]
+            }
             Wait::Signal { sig, origin: Origin::Outside } => {
                 info!(3, "received {sig}");
-                [Some(Event::Signal(sig)), None]
+                vec![Event::Signal(sig)]
             }
         }
     }
 
-    fn reap(&self) -> [Option<Event>; 2] {
-        let drained = match sys::drain(self.child) {
+    fn reap(&mut self) -> Vec<Event> {
+        let drained = match sys::drain(self.child, self.hook) {
             Ok(d) => d,
             Err(e) => {
                 warn!("waiting for children failed: {}", e.desc());
-                return [None, None];
+                return vec![];
             }
         };
+        let mut events = Vec::with_capacity(3);
+        if let Some(status) = drained.hook {
+            self.hook = None;
+            match status {
+                Status::Exited(0) => info!(1, "pre-stop hook finished"),
+                Status::Exited(code) => warn!("pre-stop hook exited with {code}; stopping anyway"),
+                Status::Signaled(sig) => warn!("pre-stop hook was killed by {sig}; stopping anyway"),
+            }
+            events.push(Event::HookExited);
+        }
         if let Some(status) = drained.main {
             let after = duration::display(self.spawned.elapsed());
             match status {
@@ -107,30 +147,27 @@ impl Run {
         if drained.others > 0 {
             info!(2, "reaped {} orphaned process(es)", drained.others);
         }
-        let stopped = drained.main_stopped.then_some(Event::MainStopped);
-        let reaped = drained.left.map(|left| Event::Reaped { main: drained.main, left });
-        [stopped, reaped]
+        if drained.main_stopped {
+            events.push(Event::MainStopped);
+        }
+        events.extend(drained.left.map(|left| Event::Reaped { main: drained.main, left }));
+        events
     }
 
-    /// Do what the machine decided; `Some(code)` when shim should exit.
-    fn carry_out(&self, action: Action) -> Option<ExitCode> {
+    /// Do what the machine decided.
+    fn carry_out(&mut self, action: Action) -> Done {
+        let grace = duration::display(self.config.grace);
         match action {
             Action::Send { sig, to, why } => {
                 match why {
                     Why::Forward => info!(1, "forwarding {sig} to {}", self.name(to)),
-                    Why::StopBegins => info!(
-                        1,
-                        "{sig}: stopping; forwarding it to {}, SIGKILL to everything left in {}",
-                        self.name(to),
-                        duration::display(self.grace)
-                    ),
-                    Why::Leftovers => info!(
-                        1,
-                        "main child exited, other processes remain: {sig} to them, SIGKILL in {}",
-                        duration::display(self.grace)
-                    ),
-                    Why::Escalate => {
-                        info!(1, "grace period of {} is over: {sig} to everything left", duration::display(self.grace))
+                    Why::StopBegins => {
+                        info!(1, "stopping: {sig} to {}, SIGKILL to everything left in {grace}", self.name(to))
+                    }
+                    Why::Leftovers => info!(1, "main child exited, others remain: {sig} to them, SIGKILL in {grace}"),
+                    Why::Escalate => info!(1, "grace period of {grace} is over: {sig} to everything left"),
+                    Why::Forced => {
+                        warn!("stop forced (a third stop signal, or a second Ctrl-C): {sig} to everything now")
                     }
                 }
                 self.send(sig, to);
@@ -140,6 +177,7 @@ impl Run {
                     Dropped::Fault => "a fault signal means nothing to the program",
                     Dropped::NoTarget => "nothing left to send it to",
                     Dropped::OwnSignal => "shim caused it itself",
+                    Dropped::Mapped => "--map-signal drops it",
                 };
                 info!(2, "not forwarding {sig}: {reason}");
             }
@@ -154,12 +192,39 @@ impl Run {
                     warn!("could not give the terminal back to the program: {}", e.desc());
                 }
             }
+            Action::Hold { sig, until } => {
+                let left = until.saturating_sub(self.start.elapsed());
+                info!(1, "{sig}: stopping; the program keeps serving for up to {} first", duration::display(left));
+            }
+            Action::StartHook => match sys::spawn(&self.hook_command(), false) {
+                Ok(pid) => {
+                    info!(1, "pre-stop hook {} started as pid {pid}", Quoted(&self.hook_command()));
+                    self.hook = Some(pid);
+                }
+                Err(e) => {
+                    let e = Error::spawn(std::ffi::OsStr::new(&self.config.pre_stop[0]), e);
+                    warn!("pre-stop hook: {e}; stopping anyway");
+                    return Done::Then(Event::HookExited);
+                }
+            },
+            Action::KillHook => {
+                if let Some(pid) = self.hook {
+                    warn!("pre-stop hook overran its time: killing it");
+                    if let Err(e) = sys::signal_group(pid, crate::signals::SIGKILL) {
+                        warn!("could not kill the pre-stop hook: {}", e.desc());
+                    }
+                }
+            }
             Action::Exit(code) => {
                 info!(1, "exiting with {} after {}", code.0, duration::display(self.start.elapsed()));
-                return Some(code);
+                return Done::Exit(code);
             }
         }
-        None
+        Done::Continue
+    }
+
+    fn hook_command(&self) -> Vec<OsString> {
+        self.config.pre_stop.iter().map(OsString::from).collect()
     }
 
     fn send(&self, sig: Sig, to: Target) {

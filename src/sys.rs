@@ -119,10 +119,32 @@ pub fn wait_signal(timeout: Option<Duration>) -> Result<Wait, Errno> {
     };
     // si_code <= 0 means a process sent it (SI_USER, SI_QUEUE, SI_TKILL): then si_pid names it.
     // A SIGPIPE from shim's own write to a closed pipe arrives this way with shim's own pid.
+    // SI_KERNEL on SIGINT/SIGQUIT is the terminal driver: a key was pressed.
     // SAFETY: for these codes the kernel filled the si_pid union member.
     let sender = (info.si_code <= 0).then(|| unsafe { info.si_pid() });
-    let origin = if sender == Some(std::process::id() as i32) { Origin::Shim } else { Origin::Outside };
+    let origin = if sender == Some(std::process::id() as i32) {
+        Origin::Shim
+    } else if info.si_code == libc::SI_KERNEL {
+        Origin::Keyboard
+    } else {
+        Origin::Outside
+    };
     Ok(Wait::Signal { sig, origin })
+}
+
+/// Ask for `sig` when shim's parent dies (prctl(2) PR_SET_PDEATHSIG). If the parent died
+/// before the request took effect, shim sends the signal to itself, so it is not missed.
+/// Raw prctl and kill: nix's versions take no real-time signals.
+pub fn set_parent_death_signal(sig: Sig) -> Result<(), Errno> {
+    let parent = unistd::getppid();
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; the remaining arguments are unused.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig.number() as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(Errno::last());
+    }
+    if unistd::getppid() != parent {
+        kill_raw(pid(), sig)?;
+    }
+    Ok(())
 }
 
 /// Become the reaper of orphaned descendants, as PID 1 is for a namespace (prctl(2)).
@@ -314,6 +336,8 @@ fn reap_one(pid: Pid) -> Result<(), Errno> {
 #[derive(Debug, Default)]
 pub struct Drained {
     pub main: Option<Status>,
+    /// The pre-stop hook's status, if it was reaped.
+    pub hook: Option<Status>,
     pub main_stopped: bool,
     /// Other processes (orphans) reaped.
     pub others: u32,
@@ -322,7 +346,7 @@ pub struct Drained {
 
 /// Reap every child that has exited. SIGCHLDs coalesce, so one may stand for many exits: loop
 /// until waitpid says none is ready (0: some remain) or there are none at all (ECHILD).
-pub fn drain(main: Pid) -> Result<Drained, Errno> {
+pub fn drain(main: Pid, hook: Option<Pid>) -> Result<Drained, Errno> {
     let mut d = Drained::default();
     loop {
         match waitpid_raw(-1, libc::WNOHANG | libc::WUNTRACED) {
@@ -338,6 +362,7 @@ pub fn drain(main: Pid) -> Result<Drained, Errno> {
             Ok((pid, raw)) if libc::WIFSTOPPED(raw) => d.main_stopped |= pid == main.as_raw(),
             Ok((pid, raw)) => match decode(raw) {
                 Some(status) if pid == main.as_raw() => d.main = Some(status),
+                Some(status) if Some(pid) == hook.map(Pid::as_raw) => d.hook = Some(status),
                 Some(_) => d.others += 1,
                 None => {}
             },
