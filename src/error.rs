@@ -46,6 +46,10 @@ impl Error {
                     code: exit::FAILED,
                 }
             }
+            SpawnError::ChildSetup { what, errno } => Error {
+                message: format!("failed to start '{name}': the child could not {what}: {}", errno.desc()),
+                code: exit::FAILED,
+            },
             SpawnError::Exec(errno) => {
                 let code = exec_failure_code(errno);
                 let reason = match errno {

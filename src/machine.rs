@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::ForwardTo;
 use crate::exit::{ExitCode, Status, SuccessExits};
-use crate::signals::{Sig, SignalMap, SIGCONT, SIGINT, SIGKILL, SIGTERM};
+use crate::signals::{Sig, SignalMap, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGTERM};
 
 /// After escalation, SIGKILL again this often while anything is left: a process forked between
 /// the scan and the kill (outside a PID namespace nothing freezes them) is caught next round.
@@ -28,6 +28,24 @@ pub struct Policy {
     pub pre_stop: Hook,
     pub map: SignalMap,
     pub success: SuccessExits,
+    pub tty: Tty,
+}
+
+/// Whether stdin is a terminal the program may have been given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tty {
+    Absent,
+    /// On exit, the terminal goes back to shim's group if the program's group holds it.
+    Present,
+}
+
+/// Who holds the terminal when shim is resumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// shim's group: the user's shell did `fg`.
+    Shim,
+    /// Someone else (`bg`, or no terminal at all).
+    Other,
 }
 
 impl Policy {
@@ -41,6 +59,7 @@ impl Policy {
             pre_stop: Hook::None,
             map: SignalMap::default(),
             success: SuccessExits::default(),
+            tty: Tty::Absent,
         }
     }
 }
@@ -49,7 +68,8 @@ impl Policy {
 pub enum JobControl {
     /// PID 1, or no terminal: shim never stops itself.
     Off,
-    /// Follow the program's stops and resumes.
+    /// Not PID 1, with a terminal: follow the program's stops and resumes, so the user's
+    /// shell sees the job stop and can resume it.
     Follow,
 }
 
@@ -125,6 +145,8 @@ pub enum Action {
     SuspendSelf,
     /// Give the terminal's foreground back to the program's group before it resumes.
     ForegroundChild,
+    /// Take the terminal back from the program's group, if it holds it, before exiting.
+    RestoreTerminal,
     Exit(ExitCode),
 }
 
@@ -142,8 +164,10 @@ pub enum Event {
     Reaped { main: Option<Status>, left: Left },
     /// The pre-stop hook exited.
     HookExited,
-    /// The main child stopped (SIGTSTP, SIGSTOP...).
+    /// The main child stopped (SIGTSTP, SIGTTIN, SIGSTOP...).
     MainStopped,
+    /// shim received SIGCONT: it was resumed, and `holder` has the terminal now.
+    Continued { holder: Holder },
     /// The timer set from [`Machine::deadline`] fired.
     Tick,
 }
@@ -203,24 +227,34 @@ pub struct Machine {
     main: Main,
     stop: Option<Stopping>,
     hook_running: bool,
+    /// shim stopped itself after the program stopped.
     suspended: bool,
+    /// The program is stopped: a stop signal alone would stay pending.
+    main_stopped: bool,
     done: bool,
 }
 
-/// At most two actions answer one event.
+/// At most three actions answer one event.
 #[derive(Debug, Default, PartialEq, Eq)]
 #[must_use]
-pub struct Actions([Option<Action>; 2]);
+pub struct Actions([Option<Action>; 3]);
 
 impl Actions {
     fn none() -> Self {
         Actions::default()
     }
     fn one(a: Action) -> Self {
-        Actions([Some(a), None])
+        Actions([Some(a), None, None])
     }
     fn two(a: Action, b: Action) -> Self {
-        Actions([Some(a), Some(b)])
+        Actions([Some(a), Some(b), None])
+    }
+    /// Append `a`; a full list keeps what it has (three is the most any path needs).
+    fn and(mut self, a: Option<Action>) -> Self {
+        if let Some(slot) = self.0.iter_mut().find(|s| s.is_none()) {
+            *slot = a;
+        }
+        self
     }
     fn maybe_then(first: Option<Action>, then: Action) -> Self {
         match first {
@@ -232,7 +266,7 @@ impl Actions {
 
 impl IntoIterator for Actions {
     type Item = Action;
-    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<Action>, 2>>;
+    type IntoIter = std::iter::Flatten<std::array::IntoIter<Option<Action>, 3>>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter().flatten()
     }
@@ -240,7 +274,15 @@ impl IntoIterator for Actions {
 
 impl Machine {
     pub fn new(policy: Policy) -> Self {
-        Machine { policy, main: Main::Running, stop: None, hook_running: false, suspended: false, done: false }
+        Machine {
+            policy,
+            main: Main::Running,
+            stop: None,
+            hook_running: false,
+            suspended: false,
+            main_stopped: false,
+            done: false,
+        }
     }
 
     /// When [`Event::Tick`] is next due, if ever. `None` means shim may sleep until a signal.
@@ -277,6 +319,7 @@ impl Machine {
             Event::Reaped { main, left } => self.on_reaped(main, left, now),
             Event::HookExited => self.on_hook_exited(now),
             Event::MainStopped => self.on_main_stopped(),
+            Event::Continued { holder } => self.on_continued(holder),
             Event::Tick => self.on_tick(now),
         }
     }
@@ -306,7 +349,8 @@ impl Machine {
         } else if sig.is_stop() {
             return self.begin_requested_stop(sig, origin, now);
         }
-        let Some(to) = self.forward_target() else {
+        let target = if sig.is_stop() { self.stop_target() } else { self.forward_target() };
+        let Some(to) = target else {
             return Actions::one(Action::Drop { sig, why: Dropped::NoTarget });
         };
         let Some(out) = self.policy.map.apply(sig) else {
@@ -317,12 +361,31 @@ impl Machine {
                 s.forwarded += 1;
             }
         }
-        let send = Action::Send { sig: out, to, why: Why::Forward };
-        if sig == SIGCONT && self.suspended {
-            self.suspended = false;
-            return Actions::two(Action::ForegroundChild, send);
+        Actions::one(Action::Send { sig: out, to, why: Why::Forward }).and(self.wake_if_stopped(out, to))
+    }
+
+    /// A stopped program would only hold a terminating signal pending; wake it as a shell's
+    /// `kill` does, so it acts on it.
+    fn wake_if_stopped(&mut self, sent: Sig, to: Target) -> Option<Action> {
+        let terminating = sent.is_stop() || sent == SIGHUP;
+        (terminating && std::mem::take(&mut self.main_stopped)).then_some(Action::Send {
+            sig: SIGCONT,
+            to,
+            why: Why::Forward,
+        })
+    }
+
+    fn on_continued(&mut self, holder: Holder) -> Actions {
+        self.main_stopped = false;
+        let foreground =
+            (std::mem::take(&mut self.suspended) && holder == Holder::Shim).then_some(Action::ForegroundChild);
+        let Some(to) = self.forward_target() else {
+            return Actions::one(Action::Drop { sig: SIGCONT, why: Dropped::NoTarget });
+        };
+        match self.policy.map.apply(SIGCONT) {
+            Some(sig) => Actions::maybe_then(foreground, Action::Send { sig, to, why: Why::Forward }),
+            None => Actions::maybe_then(foreground, Action::Drop { sig: SIGCONT, why: Dropped::Mapped }),
         }
-        Actions::one(send)
     }
 
     fn begin_requested_stop(&mut self, sig: Sig, origin: Origin, now: Duration) -> Actions {
@@ -366,17 +429,15 @@ impl Machine {
             s.phase = Phase::Draining { deadline };
             s.forwarded += 1;
         }
-        // With the main child gone, nobody has the signal yet: it goes to everyone left.
-        let to = match self.main {
-            Main::Running => self.forward_target().unwrap_or(Target::Group),
-            Main::Exited(_) => Target::Everyone,
-        };
+        let to = self.stop_target().unwrap_or(Target::Everyone);
         let why = if first { Why::StopBegins } else { Why::Forward };
-        let then = match self.policy.map.apply(sig) {
-            Some(out) => Action::Send { sig: out, to, why },
-            None => Action::Drop { sig, why: Dropped::Mapped },
-        };
-        Actions::maybe_then(kill_hook, then)
+        match self.policy.map.apply(sig) {
+            Some(out) => {
+                let wake = self.wake_if_stopped(out, to);
+                Actions::maybe_then(kill_hook, Action::Send { sig: out, to, why }).and(wake)
+            }
+            None => Actions::maybe_then(kill_hook, Action::Drop { sig, why: Dropped::Mapped }),
+        }
     }
 
     fn on_reaped(&mut self, main: Option<Status>, left: Left, now: Duration) -> Actions {
@@ -393,7 +454,9 @@ impl Machine {
         };
         if left == Left::Nothing {
             self.done = true;
-            return Actions::one(Action::Exit(self.policy.success.apply(status.exit_code())));
+            let exit = Action::Exit(self.policy.success.apply(status.exit_code()));
+            let restore = (self.policy.tty == Tty::Present).then_some(Action::RestoreTerminal);
+            return Actions::maybe_then(restore, exit);
         }
         if !just_exited {
             return Actions::none();
@@ -439,6 +502,7 @@ impl Machine {
     }
 
     fn on_main_stopped(&mut self) -> Actions {
+        self.main_stopped = true;
         if self.policy.job_control == JobControl::Follow && self.main == Main::Running && self.stop.is_none() {
             self.suspended = true;
             return Actions::one(Action::SuspendSelf);
@@ -460,7 +524,17 @@ impl Machine {
         }
     }
 
-    /// Where a received signal goes now; `None` when that target no longer exists.
+    /// Where a stop signal goes. With the group as target, everyone gets it once, so a daemon
+    /// that left the group (setsid) drains too instead of waiting for SIGKILL. With the child
+    /// as target, only the child, while it runs; once it is gone, everyone left.
+    fn stop_target(&self) -> Option<Target> {
+        match (self.policy.forward_to, self.main) {
+            (ForwardTo::Group, _) | (ForwardTo::Child, Main::Exited(_)) => Some(Target::Everyone),
+            (ForwardTo::Child, Main::Running) => Some(Target::Child),
+        }
+    }
+
+    /// Where any other received signal goes now; `None` when that target no longer exists.
     fn forward_target(&self) -> Option<Target> {
         match (self.policy.forward_to, self.main) {
             (ForwardTo::Group, _) => Some(Target::Group),
@@ -539,7 +613,7 @@ mod tests {
     fn each_stop_signal_begins_a_stop_with_the_grace_deadline() {
         for sig in [SIGTERM, SIGINT, SIGQUIT] {
             let mut m = group();
-            assert_eq!(acts(&mut m, Event::Signal(sig), ms(500)), [send(sig, Target::Group, Why::StopBegins)]);
+            assert_eq!(acts(&mut m, Event::Signal(sig), ms(500)), [send(sig, Target::Everyone, Why::StopBegins)]);
             assert_eq!(m.stopping(), Some(Stop::Requested(sig)));
             assert_eq!(m.deadline(), Some(ms(500) + GRACE));
         }
@@ -592,7 +666,7 @@ mod tests {
     #[test]
     fn zero_grace_escalates_on_the_next_tick() {
         let mut m = Machine::new(Policy::new(Duration::ZERO, ForwardTo::Group));
-        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(7)), [send(SIGTERM, Target::Group, Why::StopBegins)]);
+        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(7)), [send(SIGTERM, Target::Everyone, Why::StopBegins)]);
         assert_eq!(m.deadline(), Some(ms(7)));
         assert_eq!(acts(&mut m, Event::Tick, ms(7)), [send(SIGKILL, Target::Everyone, Why::Escalate)]);
     }
@@ -601,7 +675,7 @@ mod tests {
     fn another_stop_signal_during_grace_is_forwarded_and_keeps_the_deadline() {
         let mut m = group();
         let _ = m.handle(Event::Signal(SIGTERM), ms(0));
-        assert_eq!(acts(&mut m, Event::Signal(SIGINT), ms(2000)), [send(SIGINT, Target::Group, Why::Forward)]);
+        assert_eq!(acts(&mut m, Event::Signal(SIGINT), ms(2000)), [send(SIGINT, Target::Everyone, Why::Forward)]);
         assert_eq!(m.deadline(), Some(GRACE));
         assert_eq!(m.stopping(), Some(Stop::Requested(SIGTERM)));
     }
@@ -658,7 +732,7 @@ mod tests {
     fn a_stop_signal_during_a_leftovers_stop_is_forwarded_not_restarted() {
         let mut m = group();
         let _ = m.handle(reaped(Some(Status::Exited(0)), Left::Some), ms(0));
-        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(5)), [send(SIGTERM, Target::Group, Why::Forward)]);
+        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(5)), [send(SIGTERM, Target::Everyone, Why::Forward)]);
         assert_eq!(m.deadline(), Some(GRACE));
     }
 
@@ -695,11 +769,14 @@ mod tests {
         let mut m = machine(ForwardTo::Group, JobControl::Follow);
         assert_eq!(acts(&mut m, Event::MainStopped, ms(0)), [Action::SuspendSelf]);
         assert_eq!(
-            acts(&mut m, Event::Signal(SIGCONT), ms(9)),
+            acts(&mut m, Event::Continued { holder: Holder::Shim }, ms(9)),
             [Action::ForegroundChild, send(SIGCONT, Target::Group, Why::Forward)]
         );
         // A later SIGCONT with nothing suspended is just forwarded.
-        assert_eq!(acts(&mut m, Event::Signal(SIGCONT), ms(10)), [send(SIGCONT, Target::Group, Why::Forward)]);
+        assert_eq!(
+            acts(&mut m, Event::Continued { holder: Holder::Shim }, ms(10)),
+            [send(SIGCONT, Target::Group, Why::Forward)]
+        );
     }
 
     #[test]
@@ -735,7 +812,7 @@ mod tests {
             "it keeps serving"
         );
         assert_eq!(acts(&mut m, Event::Tick, DELAY - ms(1)), []);
-        assert_eq!(acts(&mut m, Event::Tick, DELAY), [send(SIGTERM, Target::Group, Why::StopBegins)]);
+        assert_eq!(acts(&mut m, Event::Tick, DELAY), [send(SIGTERM, Target::Everyone, Why::StopBegins)]);
         assert_eq!(m.deadline(), Some(DELAY + GRACE));
     }
 
@@ -743,7 +820,7 @@ mod tests {
     fn a_second_stop_signal_during_the_delay_forwards_at_once() {
         let mut m = with(|p| p.stop_delay = DELAY);
         let _ = m.handle(Event::Signal(SIGTERM), ms(0));
-        assert_eq!(acts(&mut m, Event::Signal(SIGINT), ms(1000)), [send(SIGINT, Target::Group, Why::StopBegins)]);
+        assert_eq!(acts(&mut m, Event::Signal(SIGINT), ms(1000)), [send(SIGINT, Target::Everyone, Why::StopBegins)]);
         assert_eq!(m.deadline(), Some(ms(1000) + GRACE));
     }
 
@@ -775,7 +852,10 @@ mod tests {
             acts(&mut m, Event::Signal(SIGTERM), ms(0)),
             [Action::Hold { sig: SIGTERM, until: DELAY }, Action::StartHook]
         );
-        assert_eq!(acts(&mut m, Event::Tick, DELAY), [Action::KillHook, send(SIGTERM, Target::Group, Why::StopBegins)]);
+        assert_eq!(
+            acts(&mut m, Event::Tick, DELAY),
+            [Action::KillHook, send(SIGTERM, Target::Everyone, Why::StopBegins)]
+        );
         assert_eq!(acts(&mut m, Event::HookExited, DELAY), [], "its exit after the kill changes nothing");
     }
 
@@ -787,7 +867,7 @@ mod tests {
         });
         let _ = m.handle(Event::Signal(SIGTERM), ms(0));
         assert_eq!(acts(&mut m, Event::HookExited, ms(300)), []);
-        assert_eq!(acts(&mut m, Event::Tick, DELAY), [send(SIGTERM, Target::Group, Why::StopBegins)]);
+        assert_eq!(acts(&mut m, Event::Tick, DELAY), [send(SIGTERM, Target::Everyone, Why::StopBegins)]);
     }
 
     #[test]
@@ -797,14 +877,14 @@ mod tests {
             acts(&mut m, Event::Signal(SIGTERM), ms(0)),
             [Action::Hold { sig: SIGTERM, until: GRACE }, Action::StartHook]
         );
-        assert_eq!(acts(&mut m, Event::HookExited, ms(700)), [send(SIGTERM, Target::Group, Why::StopBegins)]);
+        assert_eq!(acts(&mut m, Event::HookExited, ms(700)), [send(SIGTERM, Target::Everyone, Why::StopBegins)]);
         assert_eq!(m.deadline(), Some(ms(700) + GRACE));
 
         let mut slow = with(|p| p.pre_stop = Hook::Configured);
         let _ = slow.handle(Event::Signal(SIGTERM), ms(0));
         assert_eq!(
             acts(&mut slow, Event::Tick, GRACE),
-            [Action::KillHook, send(SIGTERM, Target::Group, Why::StopBegins)]
+            [Action::KillHook, send(SIGTERM, Target::Everyone, Why::StopBegins)]
         );
     }
 
@@ -813,7 +893,7 @@ mod tests {
         // The supervisor reports a failed start as the hook's exit.
         let mut m = with(|p| p.pre_stop = Hook::Configured);
         let _ = m.handle(Event::Signal(SIGTERM), ms(0));
-        assert_eq!(acts(&mut m, Event::HookExited, ms(1)), [send(SIGTERM, Target::Group, Why::StopBegins)]);
+        assert_eq!(acts(&mut m, Event::HookExited, ms(1)), [send(SIGTERM, Target::Everyone, Why::StopBegins)]);
     }
 
     #[test]
@@ -823,7 +903,7 @@ mod tests {
             p.map.add("HUP:0").unwrap();
         });
         assert_eq!(acts(&mut m, Event::Signal(SIGHUP), ms(0)), [Action::Drop { sig: SIGHUP, why: Dropped::Mapped }]);
-        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(0)), [send(SIGQUIT, Target::Group, Why::StopBegins)]);
+        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(0)), [send(SIGQUIT, Target::Everyone, Why::StopBegins)]);
         assert_eq!(m.stopping(), Some(Stop::Requested(SIGTERM)), "what began the stop is what was received");
 
         let mut leftovers = with(|p| p.map.add("TERM:QUIT").unwrap());
@@ -860,12 +940,15 @@ mod tests {
     #[test]
     fn a_second_ctrl_c_forces_the_stop_but_a_second_sigint_from_kill_does_not() {
         let mut m = group();
-        assert_eq!(acts(&mut m, Event::KeyboardSignal(SIGINT), ms(0)), [send(SIGINT, Target::Group, Why::StopBegins)]);
+        assert_eq!(
+            acts(&mut m, Event::KeyboardSignal(SIGINT), ms(0)),
+            [send(SIGINT, Target::Everyone, Why::StopBegins)]
+        );
         assert_eq!(acts(&mut m, Event::KeyboardSignal(SIGINT), ms(5)), [send(SIGKILL, Target::Everyone, Why::Forced)]);
 
         let mut k = group();
         let _ = k.handle(Event::Signal(SIGINT), ms(0));
-        assert_eq!(acts(&mut k, Event::Signal(SIGINT), ms(5)), [send(SIGINT, Target::Group, Why::Forward)]);
+        assert_eq!(acts(&mut k, Event::Signal(SIGINT), ms(5)), [send(SIGINT, Target::Everyone, Why::Forward)]);
     }
 
     #[test]
@@ -875,5 +958,59 @@ mod tests {
         let _ = m.handle(Event::Signal(SIGTERM), ms(1)); // released: forwarded once
         let _ = m.handle(Event::Signal(SIGTERM), ms(2)); // forwarded twice
         assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(3)), [send(SIGKILL, Target::Everyone, Why::Forced)]);
+    }
+
+    #[test]
+    fn in_group_mode_stop_signals_reach_everyone_and_others_only_the_group() {
+        let mut m = group();
+        assert_eq!(acts(&mut m, Event::Signal(SIGHUP), ms(0)), [send(SIGHUP, Target::Group, Why::Forward)]);
+        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(0)), [send(SIGTERM, Target::Everyone, Why::StopBegins)]);
+    }
+
+    #[test]
+    fn a_stopped_program_is_woken_to_act_on_a_stop_signal() {
+        let mut m = group();
+        assert_eq!(acts(&mut m, Event::MainStopped, ms(0)), []);
+        assert_eq!(
+            acts(&mut m, Event::Signal(SIGTERM), ms(1)),
+            [send(SIGTERM, Target::Everyone, Why::StopBegins), send(SIGCONT, Target::Everyone, Why::Forward)]
+        );
+        // Only once: it is running again.
+        assert_eq!(acts(&mut m, Event::Signal(SIGTERM), ms(2)), [send(SIGTERM, Target::Everyone, Why::Forward)]);
+
+        let mut hup = group();
+        let _ = hup.handle(Event::MainStopped, ms(0));
+        assert_eq!(
+            acts(&mut hup, Event::Signal(SIGHUP), ms(1)),
+            [send(SIGHUP, Target::Group, Why::Forward), send(SIGCONT, Target::Group, Why::Forward)]
+        );
+        let mut usr = group();
+        let _ = usr.handle(Event::MainStopped, ms(0));
+        assert_eq!(acts(&mut usr, Event::Signal(SIGUSR1), ms(1)), [send(SIGUSR1, Target::Group, Why::Forward)]);
+    }
+
+    #[test]
+    fn after_bg_the_terminal_is_not_handed_over() {
+        let mut m = machine(ForwardTo::Group, JobControl::Follow);
+        assert_eq!(acts(&mut m, Event::MainStopped, ms(0)), [Action::SuspendSelf]);
+        assert_eq!(
+            acts(&mut m, Event::Continued { holder: Holder::Other }, ms(5)),
+            [send(SIGCONT, Target::Group, Why::Forward)]
+        );
+        // Later, `fg`: shim was not suspended any more, so no hand-over either; the program
+        // stops on its next read, and the cycle starts again.
+        assert_eq!(
+            acts(&mut m, Event::Continued { holder: Holder::Shim }, ms(9)),
+            [send(SIGCONT, Target::Group, Why::Forward)]
+        );
+    }
+
+    #[test]
+    fn the_terminal_is_taken_back_before_exiting() {
+        let mut m = with(|p| p.tty = Tty::Present);
+        assert_eq!(
+            acts(&mut m, reaped(Some(Status::Exited(0)), Left::Nothing), ms(0)),
+            [Action::RestoreTerminal, Action::Exit(ExitCode(0))]
+        );
     }
 }

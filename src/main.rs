@@ -8,6 +8,8 @@ use shim::{exit, log, supervisor, sys, warn};
 /// Runs from `.init_array`, before Rust's runtime initialisation and `main`: the kernel drops
 /// a signal with no handler sent to PID 1, so the sooner signals are blocked (and so queued),
 /// the smaller the window in which a `docker stop` right after start is lost.
+// SAFETY: `link_section` is the unsafe part: the loader calls every pointer in .init_array as
+// `extern "C" fn()`, and this is exactly one such function, which only sets the signal mask.
 #[allow(unsafe_code)]
 #[used]
 #[link_section = ".init_array"]
@@ -34,8 +36,8 @@ fn main() {
         warn!("failed to block signals: {}", e.desc());
         std::process::exit(exit::FAILED.0.into());
     }
-    if let Err(e) = sys::reset_sigpipe() {
-        warn!("failed to reset SIGPIPE to its default for the program: {}", e.desc());
+    if let Err(e) = sys::reset_dispositions() {
+        warn!("failed to reset SIGPIPE and SIGCHLD to their defaults: {}", e.desc());
         std::process::exit(exit::FAILED.0.into());
     }
 

@@ -12,16 +12,17 @@ pub struct Entry {
     pub gone: bool,
 }
 
-/// Parse `pid (comm) state ppid ...`. The command name may hold spaces and parentheses, so
-/// the fields are counted from the last `)` (proc(5)).
-pub fn parse_stat(line: &str) -> Option<Entry> {
-    let open = line.find(" (")?;
-    let close = line.rfind(')')?;
-    let pid = line[..open].parse().ok()?;
-    let mut rest = line.get(close + 1..)?.split_ascii_whitespace();
-    let state = rest.next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    let pgrp = rest.next()?.parse().ok()?;
+/// Parse `pid (comm) state ppid pgrp ...`. The command name may hold spaces, parentheses and
+/// bytes that are not UTF-8, so the fields are counted from the last `)` (proc(5)).
+pub fn parse_stat(line: &[u8]) -> Option<Entry> {
+    let open = line.windows(2).position(|w| w == b" (")?;
+    let close = line.iter().rposition(|&b| b == b')')?;
+    let pid = std::str::from_utf8(&line[..open]).ok()?.parse().ok()?;
+    let rest = std::str::from_utf8(line.get(close + 1..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
     Some(Entry { pid, ppid, pgrp, gone: matches!(state, "Z" | "X" | "x") })
 }
 
@@ -51,20 +52,27 @@ mod tests {
 
     #[test]
     fn parses_a_plain_line() {
-        let e = parse_stat("1234 (sleep) S 1200 1234 1200 0 -1 4194304 100 0 0 0").unwrap();
+        let e = parse_stat(b"1234 (sleep) S 1200 1234 1200 0 -1 4194304 100 0 0 0").unwrap();
         assert_eq!(e, Entry { pid: 1234, ppid: 1200, pgrp: 1234, gone: false });
     }
 
     #[test]
     fn parses_a_name_with_spaces_and_parentheses() {
-        let e = parse_stat("77 (a) b (c) Z 5 70 77 0").unwrap();
+        let e = parse_stat(b"77 (a) b (c) Z 5 70 77 0").unwrap();
         assert_eq!(e, Entry { pid: 77, ppid: 5, pgrp: 70, gone: true });
+    }
+
+    #[test]
+    fn parses_a_name_cut_in_the_middle_of_a_utf8_character() {
+        let mut line = b"42 (\xd0\xb0\xd0\xb0\xd0".to_vec();
+        line.extend_from_slice(b") S 7 42 42 0");
+        assert_eq!(parse_stat(&line), Some(Entry { pid: 42, ppid: 7, pgrp: 42, gone: false }));
     }
 
     #[test]
     fn rejects_garbage() {
         for bad in ["", "x (y) S", "12 (y)", "12 y S 3", "(y) S 3", "12 (y) S notanumber", "12 (y) S 3"] {
-            assert_eq!(parse_stat(bad), None, "{bad:?}");
+            assert_eq!(parse_stat(bad.as_bytes()), None, "{bad:?}");
         }
     }
 

@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::duration;
 use crate::error::Error;
 use crate::exit::{ExitCode, Status};
-use crate::machine::{Action, Dropped, Event, Hook, JobControl, Machine, Origin, Policy, Target, Why};
-use crate::signals::{Sig, SIGCHLD};
+use crate::machine::{Action, Dropped, Event, Holder, Hook, JobControl, Machine, Origin, Policy, Target, Tty, Why};
+use crate::signals::{Sig, SIGCHLD, SIGCONT};
 use crate::sys::{self, Sent, Wait};
 use crate::{info, warn};
 
@@ -40,7 +40,8 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     if let Some(sig) = config.pdeathsig {
         sys::set_parent_death_signal(sig).map_err(|e| Error::setup("set the parent-death signal", e))?;
     }
-    let foreground = sys::stdin_is_foreground_terminal();
+    let foreground = sys::shim_holds_terminal();
+    let tty = if sys::stdin_is_terminal() { Tty::Present } else { Tty::Absent };
     let child = sys::spawn(&config.program, foreground).map_err(|e| Error::spawn(&config.program[0], e))?;
     let mut run = Run { config, child, pid1, start, spawned: Instant::now(), hook: None };
     info!(
@@ -60,7 +61,10 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     }
 
     let policy = Policy {
-        job_control: if !pid1 && foreground { JobControl::Follow } else { JobControl::Off },
+        // Started in the background (`shim cat &`) it follows too: the program stops on its
+        // first read of the terminal, shim with it, and `fg` brings both back.
+        job_control: if !pid1 && tty == Tty::Present { JobControl::Follow } else { JobControl::Off },
+        tty,
         stop_delay: config.stop_delay,
         pre_stop: if config.pre_stop.is_empty() { Hook::None } else { Hook::Configured },
         map: config.map.clone(),
@@ -112,6 +116,11 @@ impl Run<'_> {
                 info!(3, "received {sig} from the terminal");
                 vec![Event::KeyboardSignal(sig)]
             }
+            Wait::Signal { sig, .. } if sig == SIGCONT => {
+                let holder = if sys::shim_holds_terminal() { Holder::Shim } else { Holder::Other };
+                info!(3, "received SIGCONT; the terminal is {holder:?}'s");
+                vec![Event::Continued { holder }]
+            }
             Wait::Signal { sig, origin: Origin::Outside } => {
                 info!(3, "received {sig}");
                 vec![Event::Signal(sig)]
@@ -147,10 +156,12 @@ impl Run<'_> {
         if drained.others > 0 {
             info!(2, "reaped {} orphaned process(es)", drained.others);
         }
-        if drained.main_stopped {
+        // An exit in the same drain supersedes a stop: the machine must not suspend shim for
+        // a program that is gone.
+        events.extend(drained.left.map(|left| Event::Reaped { main: drained.main, left }));
+        if drained.main_stopped && drained.main.is_none() {
             events.push(Event::MainStopped);
         }
-        events.extend(drained.left.map(|left| Event::Reaped { main: drained.main, left }));
         events
     }
 
@@ -185,6 +196,11 @@ impl Run<'_> {
                 info!(1, "the program stopped; stopping too, to hand the terminal back");
                 if let Err(e) = sys::stop_self() {
                     warn!("could not stop: {}", e.desc());
+                }
+            }
+            Action::RestoreTerminal => {
+                if let Err(e) = sys::restore_terminal(self.child) {
+                    warn!("could not take the terminal back from the program: {}", e.desc());
                 }
             }
             Action::ForegroundChild => {

@@ -65,13 +65,18 @@ pub extern "C" fn block_signals_at_load() {
     let _ = set_mask(&ALL_CATCHABLE);
 }
 
-/// Put SIGPIPE back to its default. Rust's runtime ignores it, and an ignored disposition
-/// survives exec, so the program would inherit it. shim keeps it blocked, so its own writes to a
-/// closed pipe fail with EPIPE instead of killing it.
-pub fn reset_sigpipe() -> Result<(), Errno> {
+/// Put back to their defaults the dispositions that would break shim or leak into the
+/// program. SIGPIPE: Rust's runtime ignores it, and an ignored disposition survives exec, so
+/// the program would inherit it; shim keeps it blocked, so its own writes to a closed pipe fail
+/// with EPIPE instead. SIGCHLD: if the caller left it ignored, the kernel would reap children
+/// itself and never report them (waitpid(2)), and shim would wait forever.
+pub fn reset_dispositions() -> Result<(), Errno> {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // SAFETY: installing SIG_DFL runs no handler code, so no handler-safety rule applies.
-    unsafe { nix::sys::signal::sigaction(Signal::SIGPIPE, &default) }.map(drop)
+    for sig in [Signal::SIGPIPE, Signal::SIGCHLD] {
+        // SAFETY: installing SIG_DFL runs no handler code, so no handler-safety rule applies.
+        unsafe { nix::sys::signal::sigaction(sig, &default) }?;
+    }
+    Ok(())
 }
 
 /// What waiting for a signal gave.
@@ -165,6 +170,18 @@ pub enum SpawnError {
     Setup { what: &'static str, errno: Errno },
     /// exec failed in the child; this is the errno it reported.
     Exec(Errno),
+    /// The child could not set itself up before exec.
+    ChildSetup { what: &'static str, errno: Errno },
+}
+
+/// What the child reports through the pipe when it cannot run the program: the step that
+/// failed, then its errno.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Step {
+    Exec = 0,
+    Group = 1,
+    Mask = 2,
 }
 
 /// Everything the child needs, allocated before fork: between fork and exec only
@@ -194,7 +211,10 @@ fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
     let name = argv.first().ok_or(SpawnError::BadArgument)?.as_bytes();
     // Like execvp: a name with a slash is a path; otherwise each PATH entry is tried, an empty
     // entry meaning the current directory.
-    let candidates = if name.contains(&b'/') {
+    let candidates = if name.is_empty() {
+        // execvp: an empty name is ENOENT, not a PATH entry's directory.
+        Vec::new()
+    } else if name.contains(&b'/') {
         vec![cstr(name)?]
     } else {
         let path = std::env::var_os("PATH").map(OsString::into_vec);
@@ -240,19 +260,31 @@ pub fn spawn(program: &[OsString], foreground: bool) -> Result<Pid, SpawnError> 
             }
             match read_exec_report(&read_end) {
                 None => Ok(child),
-                Some(errno) => {
-                    // Collect the failed child so it is not left a zombie.
-                    let _ = reap_one(child);
-                    Err(SpawnError::Exec(errno))
+                Some((step, errno)) => {
+                    // Collect the failed child so it is not left a zombie, and take back the
+                    // terminal it may have been given.
+                    if let Err(e) = reap_one(child) {
+                        crate::warn!("could not collect the failed child {child}: {}", e.desc());
+                    }
+                    if foreground {
+                        if let Err(e) = restore_terminal(child) {
+                            crate::warn!("could not take the terminal back: {}", e.desc());
+                        }
+                    }
+                    Err(match step {
+                        s if s == Step::Group as u8 => SpawnError::ChildSetup { what: "make its process group", errno },
+                        s if s == Step::Mask as u8 => SpawnError::ChildSetup { what: "clear its signal mask", errno },
+                        _ => SpawnError::Exec(errno),
+                    })
                 }
             }
         }
     }
 }
 
-/// The errno the child sent, or `None` at EOF (exec succeeded).
-fn read_exec_report(read_end: &OwnedFd) -> Option<Errno> {
-    let mut buf = [0u8; 4];
+/// The step and errno the child sent, or `None` at EOF (exec succeeded).
+fn read_exec_report(read_end: &OwnedFd) -> Option<(u8, Errno)> {
+    let mut buf = [0u8; 5];
     let mut got = 0;
     while got < buf.len() {
         match unistd::read(read_end, &mut buf[got..]) {
@@ -262,21 +294,38 @@ fn read_exec_report(read_end: &OwnedFd) -> Option<Errno> {
             Err(_) => break,
         }
     }
-    (got == buf.len()).then(|| Errno::from_raw(i32::from_ne_bytes(buf)))
+    (got == buf.len()).then(|| (buf[0], Errno::from_raw(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]))))
+}
+
+/// Tell the parent which step failed and why, then exit without running Rust or atexit
+/// destructors, which are not safe after fork.
+fn report_and_exit(report: &OwnedFd, step: Step, errno: Errno) -> ! {
+    let e = (errno as i32).to_ne_bytes();
+    let msg = [step as u8, e[0], e[1], e[2], e[3]];
+    // SAFETY: writes 5 bytes from a live buffer to an fd this process owns, then _exit.
+    unsafe {
+        libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+        libc::_exit(127)
+    }
 }
 
 fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
-    // SAFETY (whole function): only async-signal-safe calls, on memory prepared before fork.
+    // Only async-signal-safe calls below, on memory prepared before fork.
     // SAFETY: setpgid(0, 0) on the calling process takes no pointers.
-    unsafe { libc::setpgid(0, 0) };
+    if unsafe { libc::setpgid(0, 0) } != 0 {
+        report_and_exit(&report, Step::Group, Errno::last());
+    }
     if foreground {
         // The signal mask is still full here, so a background tcsetpgrp is not stopped by
-        // SIGTTOU (tcsetpgrp(3)).
+        // SIGTTOU (tcsetpgrp(3)). A failure only means no terminal for the program: not fatal.
         // SAFETY: tcsetpgrp takes an fd and a pid, no pointers.
         unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid()) };
     }
-    // The program starts with nothing blocked, whatever shim blocks.
-    let _ = set_mask(&NO_SIGNALS);
+    // The program starts with nothing blocked, whatever shim blocks; never silently otherwise.
+    let masked = set_mask(&NO_SIGNALS);
+    if masked != Errno::UnknownErrno {
+        report_and_exit(&report, Step::Mask, masked);
+    }
     let mut errno = Errno::ENOENT;
     let mut denied = false;
     for path in &p.candidates {
@@ -294,13 +343,7 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
     if denied && matches!(errno, Errno::ENOENT | Errno::ENOTDIR) {
         errno = Errno::EACCES;
     }
-    let bytes = (errno as i32).to_ne_bytes();
-    // SAFETY: writes 4 bytes from a live buffer to an fd this process owns, then exits
-    // without running Rust or atexit destructors, which are not safe after fork.
-    unsafe {
-        libc::write(report.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(127)
-    }
+    report_and_exit(&report, Step::Exec, errno)
 }
 
 fn decode(raw: libc::c_int) -> Option<Status> {
@@ -418,10 +461,15 @@ pub fn signal_namespace(sig: Sig) -> Result<Sent, Errno> {
 
 /// Every live descendant of shim, from /proc.
 pub fn descendants() -> Result<Vec<proctree::Entry>, Errno> {
-    let dir = std::fs::read_dir("/proc").map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+    // A /proc mounted for another PID namespace names other pids: signalling by them would
+    // reach the wrong processes. Refuse rather than guess.
+    let own = std::fs::read("/proc/self/stat").map_err(io_errno)?;
+    if proctree::parse_stat(&own).map(|e| e.pid) != Some(pid()) {
+        return Err(Errno::EXDEV);
+    }
     let mut entries = Vec::new();
     let mut path = Vec::with_capacity(32);
-    for item in dir.flatten() {
+    for item in std::fs::read_dir("/proc").map_err(io_errno)?.flatten() {
         let name = item.file_name();
         if !name.as_bytes().iter().all(u8::is_ascii_digit) {
             continue;
@@ -430,20 +478,42 @@ pub fn descendants() -> Result<Vec<proctree::Entry>, Errno> {
         path.extend_from_slice(b"/proc/");
         path.extend_from_slice(name.as_bytes());
         path.extend_from_slice(b"/stat");
-        // A process may exit between readdir and read: skip it.
-        if let Ok(text) = std::fs::read_to_string(std::ffi::OsStr::from_bytes(&path)) {
-            entries.extend(proctree::parse_stat(&text));
+        // Bytes, not text: a command name cut at 15 bytes may split a UTF-8 character.
+        match std::fs::read(std::ffi::OsStr::from_bytes(&path)) {
+            Ok(stat) => entries.extend(proctree::parse_stat(&stat)),
+            // The process exited between readdir and read.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
+            Err(e) => crate::warn!("could not read {}: {e}", String::from_utf8_lossy(&path)),
         }
     }
     Ok(proctree::descendants(pid(), &entries))
 }
 
-/// stdin is a terminal and shim's group is its foreground group, so the program's group should
-/// take the foreground to read it and to receive Ctrl-C.
-pub fn stdin_is_foreground_terminal() -> bool {
+fn io_errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// stdin is a terminal.
+pub fn stdin_is_terminal() -> bool {
+    unistd::isatty(std::io::stdin().as_fd()).unwrap_or(false)
+}
+
+/// shim's group is the foreground group of the terminal on stdin: the program's group should
+/// take it to read the terminal and to receive Ctrl-C. Also true after the user's shell did
+/// `fg`, and false after `bg`.
+pub fn shim_holds_terminal() -> bool {
+    stdin_is_terminal() && unistd::tcgetpgrp(std::io::stdin().as_fd()).is_ok_and(|fg| fg == unistd::getpgrp())
+}
+
+/// If the program's group (`pgid`) holds the terminal, give it back to shim's group, which
+/// had it when the program took it: the user's shell, or a script that runs shim, must not
+/// find its terminal owned by a group that is gone.
+pub fn restore_terminal(pgid: Pid) -> Result<(), Errno> {
     let stdin = std::io::stdin();
-    unistd::isatty(stdin.as_fd()).unwrap_or(false)
-        && unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|fg| fg == unistd::getpgrp())
+    match unistd::tcgetpgrp(stdin.as_fd()) {
+        Ok(fg) if fg == pgid => unistd::tcsetpgrp(stdin.as_fd(), unistd::getpgrp()),
+        _ => Ok(()),
+    }
 }
 
 /// Make `pgid` the terminal's foreground group. shim blocks SIGTTOU, so this works from the
@@ -467,7 +537,7 @@ pub fn close_inherited_fds() -> Result<(), Errno> {
         return Ok(());
     }
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?
+        .map_err(io_errno)?
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .filter(|&fd| fd >= 3)

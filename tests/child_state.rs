@@ -161,3 +161,17 @@ fn environment_stdin_and_stdout_pass_through() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from the environment\nhello through stdin\n");
 }
+
+#[test]
+fn an_inherited_ignored_sigchld_neither_hangs_shim_nor_reaches_the_program() {
+    // Ignored, SIGCHLD would make the kernel reap shim's children itself and never tell it.
+    let probe = probe();
+    let sigchld = libc::SIGCHLD.to_string();
+    for mode in modes() {
+        let (code, _, err) = run(mode, &[&probe, "ignoring", &sigchld, shim_bin(), "sh", "-c", "exit 3"]);
+        assert_eq!(code, 3, "{mode:?}: {err}");
+        let (_, out, _) = run(mode, &[&probe, "ignoring", &sigchld, shim_bin(), "cat", "/proc/self/status"]);
+        let ignored = u64::from_str_radix(field(&out, "SigIgn"), 16).unwrap();
+        assert_eq!(ignored & (1 << (libc::SIGCHLD - 1)), 0, "{mode:?}: the program inherited SIGCHLD ignored");
+    }
+}

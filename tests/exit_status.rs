@@ -40,6 +40,14 @@ fn not_found_is_127_with_one_line() {
 }
 
 #[test]
+fn an_empty_program_name_is_not_found() {
+    for mode in modes() {
+        let (code, _, err) = run(mode, &[""]);
+        assert_eq!(code, 127, "{mode:?}: {err}");
+    }
+}
+
+#[test]
 fn not_executable_is_126_with_one_line() {
     let dir = std::env::temp_dir().join(format!("shim-test-126-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

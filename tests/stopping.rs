@@ -108,11 +108,27 @@ fn leftovers_that_ignore_sigterm_are_killed_at_the_deadline() {
 }
 
 #[test]
-fn a_process_that_left_the_group_is_still_killed_at_the_deadline() {
+fn a_daemon_that_left_the_group_gets_the_stop_signal_and_may_drain() {
     let probe = probe();
     for mode in modes() {
-        let mut shim = Shim::start(mode, &["-g", "1s", &probe, "escape-group", "60"]);
-        shim.expect("escaped", secs(5.0));
+        let mut shim = Shim::start(mode, &["-g", "10s", &probe, "escape-group", "1"]);
+        shim.expect("escapee ready", secs(5.0));
+        let sent = std::time::Instant::now();
+        shim.signal(libc::SIGTERM);
+        shim.expect("escapee draining", secs(5.0));
+        shim.expect("escapee drained", secs(5.0));
+        let (code, at) = shim.wait(secs(5.0));
+        assert_eq!(code, 143, "{mode:?}: the main child died of SIGTERM");
+        assert!(at - sent >= secs(0.95) && at - sent < secs(5.0), "{mode:?}: {:?}", at - sent);
+    }
+}
+
+#[test]
+fn a_daemon_that_left_the_group_and_ignores_sigterm_is_killed_at_the_deadline() {
+    let probe = probe();
+    for mode in modes() {
+        let mut shim = Shim::start(mode, &["-g", "1s", &probe, "escape-group", "ignore"]);
+        shim.expect("escapee ready", secs(5.0));
         let escaped = wait_for(secs(5.0), || {
             let all = descendants(shim.pid);
             (all.len() == 2).then(|| all[1])
@@ -120,7 +136,7 @@ fn a_process_that_left_the_group_is_still_killed_at_the_deadline() {
         .expect("the escaped grandchild");
         shim.signal(libc::SIGTERM);
         let (code, at) = shim.wait(secs(5.0));
-        assert_eq!(code, 143, "{mode:?}: the main child died of SIGTERM");
+        assert_eq!(code, 143, "{mode:?}");
         let took = at - shim.started;
         assert!(took >= secs(0.95), "{mode:?}: shim exited before the escaped process was dealt with");
         assert!(!alive(escaped), "{mode:?}: escaped process {escaped} survived");
@@ -138,4 +154,24 @@ fn escalation_as_subreaper_spares_processes_that_are_not_descendants() {
     assert!(bystander.try_wait().unwrap().is_none(), "shim killed a process that was not its descendant");
     bystander.kill().unwrap();
     bystander.wait().unwrap();
+}
+
+#[test]
+fn a_descendant_whose_name_is_not_utf8_is_still_found_and_killed() {
+    // /proc/PID/stat holds the command name cut at 15 bytes, which may split a UTF-8
+    // character; the subreaper's scan must still see the process.
+    let dir = std::env::temp_dir().join(format!("shim-test-name-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let named = dir.join("аааааааааб");
+    std::fs::copy(probe(), &named).unwrap();
+    let named = named.to_str().unwrap().to_string();
+    for mode in modes() {
+        let mut shim = Shim::start(mode, &["-g", "1s", &named, "escape-group", "ignore"]);
+        shim.expect("escapee ready", secs(5.0));
+        shim.signal(libc::SIGTERM);
+        let (code, at) = shim.wait(secs(5.0));
+        assert_eq!(code, 143, "{mode:?}");
+        assert!(at - shim.started < secs(3.5), "{mode:?}: the escapee was not killed at the deadline");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -237,6 +237,13 @@ impl Shim {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Wait until shim's stderr contains `want` (a log line with `-v`: shim's own handshake).
+    pub fn expect_stderr(&self, want: &str, within: Duration) {
+        if wait_for(within, || self.stderr().contains(want).then_some(())).is_none() {
+            panic!("stderr never said {want:?} within {within:?}: {}", self.stderr());
+        }
+    }
+
     /// All of stderr, once every process holding it has closed it (or `within` passed).
     pub fn full_stderr(&self, within: Duration) -> String {
         let _ = self.stderr_closed.recv_timeout(within);

@@ -11,8 +11,10 @@
 //! probe status               print the signal mask, ignored set, fds, ids and cwd, then exit 0
 //! probe orphans N            make N orphans that exit all at once, print "orphaned N", wait forever
 //! probe tty                  print the tty's foreground group and own group, echo stdin lines, report SIGINT
-//! probe escape-group SECS    fork a child that leaves the group (setsid), print "escaped PID", wait forever
+//! probe escape-group SECS|ignore   fork a daemon-like child (setsid) that drains SECS on SIGTERM,
+//!                            or ignores it; print "escaped PID", wait forever
 //! probe leave CODE MODE...   start `probe MODE...`, wait until it is ready, exit with CODE
+//! probe ignoring SIG PROG... set SIG (a number) to ignored, then exec PROG: a careless caller
 //! ```
 //! Every "ready" line means the handlers are installed; with PROBE_READY_FD set, a byte is
 //! also written to that fd then, for a parent that cannot read stdout.
@@ -198,17 +200,40 @@ fn main() {
             say("eof");
         }
         "escape-group" => {
-            let secs: f64 = arg(1).parse().expect("seconds");
-            // SAFETY: the child calls setsid and then only sleeps via libc.
+            // The escapee leaves the group and session (setsid), as a daemon does. With SECS it
+            // drains that long on SIGTERM; with "ignore" it ignores SIGTERM.
+            let how = arg(1).to_string();
+            // SAFETY: the child only calls setsid and signal set-up before running Rust code of
+            // its own; this process is single-threaded here.
             let child = unsafe { libc::fork() };
             if child == 0 {
                 // SAFETY: setsid takes no arguments.
                 unsafe { libc::setsid() };
+                if how == "ignore" {
+                    // SAFETY: SIG_IGN runs no code.
+                    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+                    say("escapee ready");
+                    forever();
+                }
+                let secs: f64 = how.parse().expect("seconds or 'ignore'");
+                let fd = handle(&[libc::SIGTERM]);
+                say("escapee ready");
+                next_signal(fd);
+                say("escapee draining");
                 std::thread::sleep(Duration::from_secs_f64(secs));
+                say("escapee drained");
                 std::process::exit(0);
             }
             say(&format!("escaped {child}"));
             forever();
+        }
+        "ignoring" => {
+            use std::os::unix::process::CommandExt;
+            let sig: i32 = arg(1).parse().expect("signal number");
+            // SAFETY: SIG_IGN runs no code; an ignored disposition survives the exec below.
+            unsafe { libc::signal(sig, libc::SIG_IGN) };
+            let err = std::process::Command::new(&args[2]).args(&args[3..]).exec();
+            panic!("exec {}: {err}", args[2]);
         }
         "leave" => {
             let code: i32 = arg(1).parse().expect("exit code");

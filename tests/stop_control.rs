@@ -1,0 +1,223 @@
+//! Controlling the stop, with the real binary: the stop delay, the pre-stop hook, signal
+//! maps, success exit codes, the forced stop and the parent-death signal. Each option is
+//! exercised from the command line and from its SHIM_* variable.
+
+mod common;
+use common::*;
+use std::time::Instant;
+
+/// The same settings given as options, or as environment variables.
+fn both_ways<'a>(args: &[&'a str], env: &[(&'a str, &'a str)]) -> [(Vec<&'a str>, Vec<(&'a str, &'a str)>); 2] {
+    [(args.to_vec(), vec![]), (vec![], env.to_vec())]
+}
+
+fn start(mode: Mode, opts: &[&str], env: &[(&str, &str)], program: &[&str]) -> Shim {
+    let mut args = opts.to_vec();
+    args.push("--");
+    args.extend(program);
+    Shim::start_with(mode, &args, Options { env, ..Options::default() })
+}
+
+#[test]
+fn the_stop_delay_keeps_the_program_serving_then_forwards() {
+    let probe = probe();
+    for mode in modes() {
+        for (opts, env) in both_ways(&["-d", "1s"], &[("SHIM_STOP_DELAY", "1s")]) {
+            let mut shim = start(mode, &opts, &env, &[&probe, "signals", "TERM"]);
+            shim.expect("ready", secs(5.0));
+            let sent = Instant::now();
+            shim.signal(libc::SIGTERM);
+            // Still serving during the delay: other signals go through at once.
+            shim.signal(libc::SIGHUP);
+            shim.expect("got 1", secs(0.9));
+            shim.expect("got 15", secs(5.0));
+            let held = sent.elapsed();
+            assert!(held >= secs(0.95) && held < secs(2.5), "{mode:?}: SIGTERM forwarded after {held:?}, delay 1s");
+            assert_eq!(shim.wait(secs(5.0)).0, 0);
+        }
+    }
+}
+
+#[test]
+fn a_second_stop_signal_during_the_delay_is_forwarded_at_once() {
+    let probe = probe();
+    for mode in modes() {
+        let mut shim = start(mode, &["-v", "-d", "30s"], &[], &[&probe, "signals", "INT"]);
+        shim.expect("ready", secs(5.0));
+        shim.signal(libc::SIGTERM);
+        // Sent together, the kernel would hand shim the lower-numbered SIGINT first.
+        shim.expect_stderr("keeps serving", secs(5.0));
+        let sent = Instant::now();
+        shim.signal(libc::SIGINT);
+        shim.expect("got 2", secs(5.0));
+        assert!(sent.elapsed() < secs(2.0), "{mode:?}");
+        assert_eq!(shim.wait(secs(5.0)).0, 0);
+    }
+}
+
+#[test]
+fn the_pre_stop_hook_runs_before_forwarding_with_its_output_shown() {
+    let probe = probe();
+    for mode in modes() {
+        // No shell needed: the hook is the probe itself, its words split by shim.
+        let hook = format!("{probe} leave 0 drain 0");
+        for (opts, env) in both_ways(&["-p", &hook], &[("SHIM_PRE_STOP", &hook)]) {
+            let mut shim = start(mode, &opts, &env, &[&probe, "signals", "TERM"]);
+            shim.expect("ready", secs(5.0));
+            shim.signal(libc::SIGTERM);
+            // The hook's own "ready" comes before the program hears of the stop.
+            shim.expect("ready", secs(5.0));
+            shim.expect("got 15", secs(5.0));
+            assert_eq!(shim.wait(secs(5.0)).0, 0, "{mode:?}: {}", shim.stderr());
+        }
+    }
+}
+
+#[test]
+fn a_hook_that_overruns_the_delay_is_killed_and_the_stop_goes_on() {
+    let probe = probe();
+    for mode in modes() {
+        let hook = format!("{probe} ignore-term");
+        let mut shim = start(mode, &["-d", "1s", "-p", &hook], &[], &[&probe, "signals", "TERM"]);
+        shim.expect("ready", secs(5.0));
+        let sent = Instant::now();
+        shim.signal(libc::SIGTERM);
+        shim.expect("ready", secs(5.0));
+        shim.expect("got 15", secs(5.0));
+        assert!(sent.elapsed() < secs(2.5), "{mode:?}: the hook held the stop for {:?}", sent.elapsed());
+        assert_eq!(shim.wait(secs(5.0)).0, 0);
+        assert!(shim.full_stderr(secs(5.0)).contains("shim: pre-stop hook overran its time: killing it"));
+        assert!(descendants(shim.pid).is_empty(), "{mode:?}: the hook was left running");
+    }
+}
+
+#[test]
+fn a_hook_that_fails_is_reported_and_never_blocks_the_stop() {
+    let probe = probe();
+    for mode in modes() {
+        for (hook, says) in [
+            (
+                "/no/such/hook --flag",
+                "shim: pre-stop hook: failed to run '/no/such/hook': no such file; stopping anyway",
+            ),
+            (&format!("{probe} exit 3") as &str, "shim: pre-stop hook exited with 3; stopping anyway"),
+        ] {
+            let mut shim = start(mode, &["-p", hook], &[], &[&probe, "signals", "TERM"]);
+            shim.expect("ready", secs(5.0));
+            shim.signal(libc::SIGTERM);
+            shim.expect("got 15", secs(5.0));
+            assert_eq!(shim.wait(secs(5.0)).0, 0);
+            let err = shim.full_stderr(secs(5.0));
+            assert!(err.contains(says), "{mode:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_mapped_stop_signal_is_what_the_program_gets() {
+    let probe = probe();
+    for mode in modes() {
+        for (opts, env) in
+            both_ways(&["-m", "TERM:QUIT", "--map-signal=HUP:0"], &[("SHIM_MAP_SIGNAL", "TERM:QUIT,HUP:0")])
+        {
+            let mut shim = start(mode, &opts, &env, &[&probe, "signals", "QUIT", "TERM"]);
+            shim.expect("ready", secs(5.0));
+            shim.signal(libc::SIGHUP);
+            shim.signal(libc::SIGUSR1);
+            shim.expect("got 10", secs(5.0));
+            shim.signal(libc::SIGTERM);
+            shim.expect("got 3", secs(5.0));
+            assert_eq!(shim.wait(secs(5.0)).0, 0);
+            let lines = shim.rest_of_output(secs(2.0));
+            assert_eq!(lines, ["ready", "got 10", "got 3"], "{mode:?}: HUP must be dropped, TERM become QUIT");
+        }
+    }
+}
+
+#[test]
+fn a_bad_map_is_a_usage_error_naming_the_bad_part() {
+    for (args, env, want) in [
+        (vec!["-m", "TERM:NOPE", "true"], vec![], "shim: --map-signal: 'TERM:NOPE': unknown signal 'NOPE'"),
+        (
+            vec!["true"],
+            vec![("SHIM_MAP_SIGNAL", "TERM:QUIT,HUPP:0")],
+            "shim: SHIM_MAP_SIGNAL: 'HUPP:0': unknown signal 'HUPP'",
+        ),
+    ] {
+        let out = std::process::Command::new(shim_bin()).args(&args).envs(env).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.lines().next().unwrap_or("").starts_with(want), "{err}");
+    }
+}
+
+#[test]
+fn success_exit_codes_become_zero() {
+    for mode in modes() {
+        for (opts, env) in [
+            (vec!["-s", "143"], vec![]),
+            (vec!["--success-exit", "TERM"], vec![]),
+            (vec![], vec![("SHIM_SUCCESS_EXIT", "1,143")]),
+        ] {
+            let mut args = opts.clone();
+            args.extend(["sh", "-c", "kill -TERM $$"]);
+            let mut shim = Shim::start_with(mode, &args, Options { env: &env, ..Options::default() });
+            assert_eq!(shim.wait(secs(5.0)).0, 0, "{mode:?} {opts:?} {env:?}");
+        }
+        let (code, _, _) = run(mode, &["-s", "143", "sh", "-c", "exit 3"]);
+        assert_eq!(code, 3, "other codes pass through");
+    }
+}
+
+#[test]
+fn a_third_stop_signal_kills_everything_at_once() {
+    let probe = probe();
+    for mode in modes() {
+        let mut shim = Shim::start(mode, &["-g", "60s", &probe, "ignore-term"]);
+        shim.expect("ready", secs(5.0));
+        let sent = Instant::now();
+        for _ in 0..3 {
+            shim.signal(libc::SIGTERM);
+            // Each must be taken in turn, not coalesced into one pending SIGTERM.
+            std::thread::sleep(secs(0.05));
+        }
+        let (code, at) = shim.wait(secs(10.0));
+        assert_eq!(code, 137, "{mode:?}");
+        assert!(at - sent < secs(3.0), "{mode:?}: a forced stop took {:?}", at - sent);
+        let err = shim.full_stderr(secs(5.0));
+        assert!(err.contains("shim: stop forced"), "{err}");
+    }
+}
+
+#[test]
+fn the_parent_death_signal_reaches_shim_and_so_the_program() {
+    let probe = probe();
+    for (opts, env) in both_ways(&["--pdeathsig", "TERM"], &[("SHIM_PDEATHSIG", "TERM")]) {
+        // sh starts shim in the background and waits; killing sh is the parent's death.
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "\"$@\" & echo \"shim $!\"; wait", "sh", shim_bin()])
+            .args(&opts)
+            .args([probe.as_str(), "signals", "TERM"])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped());
+        let mut parent = cmd.spawn().unwrap();
+        let mut out = std::io::BufReader::new(parent.stdout.take().unwrap());
+        let mut line = String::new();
+        let mut read = |want: &str| {
+            use std::io::BufRead;
+            loop {
+                line.clear();
+                assert!(out.read_line(&mut line).unwrap() > 0, "output ended before {want:?}");
+                if line.contains(want) {
+                    return line.clone();
+                }
+            }
+        };
+        let pid: i32 = read("shim ").trim().trim_start_matches("shim ").parse().unwrap();
+        read("ready");
+        parent.kill().unwrap();
+        parent.wait().unwrap();
+        read("got 15");
+        assert!(wait_for(secs(5.0), || (!alive(pid)).then_some(())).is_some(), "shim {pid} outlived the stop");
+    }
+}
