@@ -6,8 +6,11 @@ mod common;
 use common::*;
 use std::time::Instant;
 
+/// Settings as options, and as environment variables.
+type Way<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
 /// The same settings given as options, or as environment variables.
-fn both_ways<'a>(args: &[&'a str], env: &[(&'a str, &'a str)]) -> [(Vec<&'a str>, Vec<(&'a str, &'a str)>); 2] {
+fn both_ways<'a>(args: &[&'a str], env: &[(&'a str, &'a str)]) -> [Way<'a>; 2] {
     [(args.to_vec(), vec![]), (vec![], env.to_vec())]
 }
 
