@@ -1,7 +1,9 @@
 //! SPEC §2.3 and §3 on a real pseudo-terminal: shim hands the terminal's foreground to the
 //! program's group, so typed lines reach the program and Ctrl-C reaches it through the terminal
 //! driver (not through shim); and, when shim is not PID 1, Ctrl-Z in an interactive shell stops
-//! the program and then shim, the shell gets the terminal back, and `fg` resumes both.
+//! the program and then shim, the shell gets the terminal back, and `fg` resumes both; `bg`
+//! leaves the terminal with the shell; a program started in the background (`&`) comes to the
+//! foreground with `fg`; and when shim exits, the terminal is its caller's group's again.
 //!
 //! Each test opens a pty, starts its first process as the leader of a new session whose
 //! controlling terminal is the pty's slave, and reads the master side with poll and a deadline.
@@ -380,6 +382,153 @@ fn ctrl_z_stops_the_program_then_shim_and_fg_resumes_both() {
     tty.send(b"echo status=$?\n");
     tty.expect("status=0");
     tty.expect(PROMPT);
+    tty.send(b"exit\n");
+    assert_eq!(tty.wait(), 0, "the shell's exit code; terminal: {:?}", tty.whole_transcript());
+}
+
+/// An interactive bash on a new terminal, at its first prompt; `None`, with the reason
+/// printed, when this machine has no bash.
+fn bash_on_terminal() -> Option<OnTerminal> {
+    match interactive_bash() {
+        Ok(bash) => {
+            let mut tty = OnTerminal::start(bash);
+            tty.expect(PROMPT);
+            Some(tty)
+        }
+        Err(why) => {
+            eprintln!("skipping: {why}");
+            None
+        }
+    }
+}
+
+/// Wait until both the program and shim are in a state `ok` accepts ("stopped", "running").
+fn wait_for_both(tty: &OnTerminal, program: i32, shim: i32, what: &str, ok: fn(char) -> bool) {
+    let both = wait_for(WAIT, || (ok(state(program)) && ok(state(shim))).then_some(()));
+    assert!(
+        both.is_some(),
+        "{what}: program {program} is {}, shim {shim} is {}; terminal: {:?}",
+        state(program),
+        state(shim),
+        tty.transcript
+    );
+}
+
+fn stopped(state: char) -> bool {
+    state == 'T'
+}
+
+fn running(state: char) -> bool {
+    matches!(state, 'R' | 'S')
+}
+
+/// The terminal's foreground stays `holder`'s group, looked at every 25 ms for half a second:
+/// a wrong hand-over follows a SIGCONT within milliseconds.
+fn assert_foreground_stays(tty: &OnTerminal, holder: i32, program: i32, what: &str) {
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        let fg = tty.foreground();
+        assert_eq!(
+            fg, holder,
+            "{what}: the terminal went to group {fg} (the program is {program}): {:?}",
+            tty.transcript
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// `fg` in the shell: the shell gives shim's group the terminal and continues it; shim, which
+/// was suspended, hands the terminal on to the program, continues it, and a typed line reaches
+/// it. Then Ctrl-D ends the program and shim, and the shell exits.
+fn fg_then_read_then_exit(tty: &mut OnTerminal, program: i32, shim: i32) {
+    tty.send(b"fg\n");
+    wait_for_both(tty, program, shim, "after fg", running);
+    tty.send(b"after fg\n");
+    tty.expect_line_ending("read after fg");
+    assert_eq!(tty.foreground(), program, "after fg the program's group is not in the foreground");
+
+    tty.send(CTRL_D);
+    tty.expect_line_ending("eof");
+    tty.expect(PROMPT);
+    tty.send(b"echo status=$?\n");
+    tty.expect_line_ending("status=0");
+    tty.expect(PROMPT);
+    tty.send(b"exit\n");
+    assert_eq!(tty.wait(), 0, "the shell's exit code; terminal: {:?}", tty.whole_transcript());
+}
+
+#[test]
+fn bg_after_ctrl_z_leaves_the_terminal_to_the_shell() {
+    let Some(mut tty) = bash_on_terminal() else { return };
+    let probe = probe();
+    let shell = tty.pid();
+    tty.send(format!("{} -vvv {probe} tty\n", shim_bin()).as_bytes());
+    let shim = wait_for(WAIT, || children(shell).first().copied()).expect("the shell never started shim");
+    let program = assert_program_in_foreground(Mode::Subreaper, &mut tty, shim);
+
+    tty.send(CTRL_Z);
+    tty.expect("Stopped");
+    tty.expect(PROMPT);
+    wait_for_both(&tty, program, shim, "after Ctrl-Z", stopped);
+    assert_eq!(tty.foreground(), shell, "the shell did not get the terminal back");
+
+    // bg continues shim's group and leaves the terminal with the shell: shim must not hand it
+    // to the program, which, back in its read, stops on SIGTTIN instead, and shim with it.
+    tty.send(b"bg\n");
+    tty.expect(PROMPT);
+    assert_foreground_stays(&tty, shell, program, "after bg");
+    wait_for_both(&tty, program, shim, "a background read after bg", stopped);
+    assert_eq!(tty.foreground(), shell, "after bg");
+
+    // The shell still reads the terminal: the arithmetic shows it ran the command, not an echo.
+    tty.send(b"echo alive-$((40+2))\n");
+    tty.expect_line_ending("alive-42");
+    tty.expect(PROMPT);
+
+    fg_then_read_then_exit(&mut tty, program, shim);
+}
+
+#[test]
+fn a_program_started_in_the_background_comes_to_the_foreground_with_fg() {
+    let Some(mut tty) = bash_on_terminal() else { return };
+    let probe = probe();
+    let shell = tty.pid();
+    tty.send(format!("{} -vvv {probe} tty &\n", shim_bin()).as_bytes());
+    let shim = wait_for(WAIT, || children(shell).first().copied()).expect("the shell never started shim");
+    // In the background shim gives nothing away: the shell keeps the terminal.
+    let (fg, own) = tty.expect_line("the probe's foreground report", foreground_report);
+    let program = main_child(shim);
+    assert_eq!(own, program, "the probe is not in a group of its own: {:?}", tty.transcript);
+    assert_eq!(fg, shell, "started in the background, the program saw another foreground: {:?}", tty.transcript);
+    // Its first read of the terminal stops it (SIGTTIN); shim follows, so the shell sees its
+    // job stopped and `fg` continues shim, which then hands the terminal on.
+    wait_for_both(&tty, program, shim, "a background read", stopped);
+    assert_eq!(tty.foreground(), shell, "the program's stop moved the terminal");
+
+    fg_then_read_then_exit(&mut tty, program, shim);
+}
+
+#[test]
+fn shim_gives_the_terminal_back_when_it_exits() {
+    let Some(mut tty) = bash_on_terminal() else { return };
+    let shell = tty.pid();
+    // A script runs shim, then reads the terminal itself: the terminal must be the script's
+    // group's again, not that of the program's group, which is gone.
+    for (program, code) in [("true", 0), ("/no/such/program", 127)] {
+        let script = format!("{} -vvv {program}; echo \"code=$?\"; read x; echo \"got-$x\"", shim_bin());
+        tty.send(format!("sh -c '{script}'\n").as_bytes());
+        let sh = wait_for(WAIT, || children(shell).first().copied()).expect("the shell never started sh");
+        tty.expect_line_ending(&format!("code={code}"));
+        assert_eq!(
+            tty.foreground(),
+            sh,
+            "{program}: after shim exited, the terminal is not the script's group's: {:?}",
+            tty.transcript
+        );
+        tty.send(b"hello\n");
+        tty.expect_line_ending("got-hello");
+        tty.expect(PROMPT);
+    }
     tty.send(b"exit\n");
     assert_eq!(tty.wait(), 0, "the shell's exit code; terminal: {:?}", tty.whole_transcript());
 }
