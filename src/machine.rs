@@ -376,6 +376,9 @@ impl Machine {
     }
 
     fn on_continued(&mut self, holder: Holder) -> Actions {
+        if self.stop.is_some_and(|s| matches!(s.phase, Phase::Killing { .. })) {
+            return Actions::one(Action::Drop { sig: SIGCONT, why: Dropped::NoTarget });
+        }
         self.main_stopped = false;
         let foreground =
             (std::mem::take(&mut self.suspended) && holder == Holder::Shim).then_some(Action::ForegroundChild);

@@ -561,3 +561,24 @@ pub fn leave_working_directory() -> Result<(), Errno> {
 pub fn write_stderr(line: &[u8]) {
     let _ = unistd::write(std::io::stderr().as_fd(), line);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signals::SIGTERM;
+
+    // The guards answer before any kill(2) is made, so these send nothing.
+    #[test]
+    fn never_signals_a_group_at_or_below_1() {
+        for pgid in [1, 0, -1, -42] {
+            assert_eq!(signal_group(Pid::from_raw(pgid), SIGTERM), Err(Errno::EINVAL), "pgid {pgid}");
+            assert_eq!(signal_process(Pid::from_raw(pgid), SIGTERM), Err(Errno::EINVAL), "pid {pgid}");
+        }
+    }
+
+    #[test]
+    fn signals_the_whole_namespace_only_as_its_pid_1() {
+        assert_ne!(pid(), 1, "the unit tests never run as PID 1");
+        assert_eq!(signal_namespace(SIGTERM), Err(Errno::EPERM));
+    }
+}
