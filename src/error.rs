@@ -39,6 +39,7 @@ impl Error {
                 let hint = match errno {
                     Errno::EAGAIN => "; too many processes: raise the limit (ulimit -u, pids.max)",
                     Errno::ENOMEM => "; out of memory",
+                    Errno::EMFILE | Errno::ENFILE => "; too many open files: raise the limit (ulimit -n)",
                     _ => "",
                 };
                 Error {

@@ -3,7 +3,7 @@
 //! a level and a fixed buffer are all it takes.
 
 use std::fmt::{self, Write};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 static LEVEL: AtomicU8 = AtomicU8::new(0);
 
@@ -35,13 +35,23 @@ impl Write for Line {
     }
 }
 
+/// Set once stderr is gone. Each write to a broken pipe also raises SIGPIPE at shim; were it
+/// to keep logging, every log line would cause another wake-up, and a log line about that
+/// wake-up another: a loop that would spin PID 1 forever.
+static GONE: AtomicBool = AtomicBool::new(false);
+
 /// Write `shim: <args>` as one line.
 pub fn line(args: fmt::Arguments<'_>) {
+    if GONE.load(Ordering::Relaxed) {
+        return;
+    }
     let mut line = Line { buf: [0; MAX_LINE], len: 0 };
     let _ = line.write_str("shim: ");
     let _ = line.write_fmt(args);
     line.buf[line.len] = b'\n';
-    crate::sys::write_stderr(&line.buf[..=line.len]);
+    if crate::sys::write_stderr(&line.buf[..=line.len]) == crate::sys::Stderr::Gone {
+        GONE.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A warning or error: always shown.

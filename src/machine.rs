@@ -505,6 +505,15 @@ impl Machine {
     }
 
     fn on_main_stopped(&mut self) -> Actions {
+        // Stopped while a stop is under way (the stop signal may have been taken before the
+        // SIGCHLD that reported this): it could never act on it, so wake it.
+        if self.main == Main::Running
+            && self.stop.is_some_and(|s| matches!(s.phase, Phase::Draining { .. }) && s.forwarded > 0)
+        {
+            if let Some(to) = self.stop_target() {
+                return Actions::one(Action::Send { sig: SIGCONT, to, why: Why::Forward });
+            }
+        }
         self.main_stopped = true;
         if self.policy.job_control == JobControl::Follow && self.main == Main::Running && self.stop.is_none() {
             self.suspended = true;
@@ -786,7 +795,8 @@ mod tests {
     fn no_suspending_during_a_stop() {
         let mut m = machine(ForwardTo::Group, JobControl::Follow);
         let _ = m.handle(Event::Signal(SIGTERM), ms(0));
-        assert_eq!(acts(&mut m, Event::MainStopped, ms(1)), []);
+        let got = acts(&mut m, Event::MainStopped, ms(1));
+        assert!(!got.contains(&Action::SuspendSelf), "{got:?}");
     }
 
     #[test]
@@ -990,6 +1000,14 @@ mod tests {
         let mut usr = group();
         let _ = usr.handle(Event::MainStopped, ms(0));
         assert_eq!(acts(&mut usr, Event::Signal(SIGUSR1), ms(1)), [send(SIGUSR1, Target::Group, Why::Forward)]);
+    }
+
+    #[test]
+    fn a_program_that_stops_during_a_stop_is_woken() {
+        // SIGTERM can be taken before the SIGCHLD that says the program had stopped.
+        let mut m = machine(ForwardTo::Group, JobControl::Follow);
+        let _ = m.handle(Event::Signal(SIGTERM), ms(0));
+        assert_eq!(acts(&mut m, Event::MainStopped, ms(1)), [send(SIGCONT, Target::Everyone, Why::Forward)]);
     }
 
     #[test]

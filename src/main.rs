@@ -26,7 +26,8 @@ fn main() {
         Ok(Command::Version) => print_and_exit(&config::version()),
         Err(config::UsageError(what)) => {
             let text = format!("shim: {what}\n{}\n", config::USAGE);
-            sys::write_stderr(text.as_bytes());
+            // Exiting anyway: whether stderr is still there changes nothing.
+            let _ = sys::write_stderr(text.as_bytes());
             std::process::exit(exit::USAGE.0.into());
         }
     };

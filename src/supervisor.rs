@@ -183,12 +183,15 @@ impl Run<'_> {
                 }
                 self.send(sig, to);
             }
+            // shim's own signal is a SIGPIPE from a write to a broken stderr: logging about it
+            // would write there again.
+            Action::Drop { why: Dropped::OwnSignal, .. } => {}
             Action::Drop { sig, why } => {
                 let reason = match why {
                     Dropped::Fault => "a fault signal means nothing to the program",
                     Dropped::NoTarget => "nothing left to send it to",
-                    Dropped::OwnSignal => "shim caused it itself",
                     Dropped::Mapped => "--map-signal drops it",
+                    Dropped::OwnSignal => "shim caused it itself",
                 };
                 info!(2, "not forwarding {sig}: {reason}");
             }

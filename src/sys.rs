@@ -555,11 +555,22 @@ pub fn leave_working_directory() -> Result<(), Errno> {
     unistd::chdir("/")
 }
 
+/// What a write to stderr found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stderr {
+    Open,
+    /// Nobody reads it any more (EPIPE), or it is closed (EBADF): it never comes back.
+    Gone,
+}
+
 /// Write one whole line to stderr in one write(2), so lines from shim and the program do not
-/// interleave mid-line. Failure is ignored on purpose: there is nowhere left to report it, and
-/// logging must never stop PID 1 (SIGPIPE is blocked, so a closed pipe is just EPIPE).
-pub fn write_stderr(line: &[u8]) {
-    let _ = unistd::write(std::io::stderr().as_fd(), line);
+/// interleave mid-line. Other failures are ignored on purpose: there is nowhere left to report
+/// them, and logging must never stop PID 1 (SIGPIPE is blocked, so a closed pipe is EPIPE).
+pub fn write_stderr(line: &[u8]) -> Stderr {
+    match unistd::write(std::io::stderr().as_fd(), line) {
+        Err(Errno::EPIPE | Errno::EBADF) => Stderr::Gone,
+        _ => Stderr::Open,
+    }
 }
 
 #[cfg(test)]

@@ -150,14 +150,10 @@ fn environment_stdin_and_stdout_pass_through() {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(b"hello through stdin\n").unwrap();
-    let pid = child.id() as i32;
-    let guard = std::thread::spawn(move || {
-        // Bound the test: if shim hangs, kill it by pid.
-        std::thread::sleep(secs(10.0));
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    });
+    // Bounded: if shim hangs, it is killed by pid (and the test fails).
+    let deadline = Deadline::new(child.id(), secs(10.0));
     let out = child.wait_with_output().unwrap();
-    drop(guard);
+    drop(deadline);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from the environment\nhello through stdin\n");
 }

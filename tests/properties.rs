@@ -70,7 +70,10 @@ fn any_setup() -> impl Strategy<Value = Setup> {
         prop_oneof![Just(0u64), 1..3000u64],
         any::<bool>(),
         any::<bool>(),
-        proptest::collection::vec((prop::sample::select(vec![1, 10, 12, 28]), prop::sample::select(vec![0, 1, 10, 12])), 0..3),
+        proptest::collection::vec(
+            (prop::sample::select(vec![1, 10, 12, 28]), prop::sample::select(vec![0, 1, 10, 12])),
+            0..3,
+        ),
         proptest::collection::vec(any::<u8>(), 0..3),
         any::<bool>(),
     )
@@ -160,7 +163,13 @@ fn check(setup: &Setup, steps: &[(u64, Step)]) -> Result<(), TestCaseError> {
                     // The first SIGKILL comes at the deadline; later ones are the re-kill rounds.
                     if !w.killed {
                         let released = w.released.expect("escalation before any stop signal went out");
-                        prop_assert!(w.now >= released + grace, "SIGKILL at {:?}, before {:?} + {:?}", w.now, released, grace);
+                        prop_assert!(
+                            w.now >= released + grace,
+                            "SIGKILL at {:?}, before {:?} + {:?}",
+                            w.now,
+                            released,
+                            grace
+                        );
                     }
                     w.killed = true;
                 }
@@ -207,7 +216,10 @@ fn check(setup: &Setup, steps: &[(u64, Step)]) -> Result<(), TestCaseError> {
         w.main = w.main.or(main);
         let actions: Vec<Action> = m.handle(Event::Reaped { main, left: Left::Nothing }, w.now).into_iter().collect();
         let code = p.success.apply(w.main.unwrap().exit_code());
-        prop_assert!(actions.contains(&Action::Exit(code)), "did not exit with {code:?} when all was gone: {actions:?}");
+        prop_assert!(
+            actions.contains(&Action::Exit(code)),
+            "did not exit with {code:?} when all was gone: {actions:?}"
+        );
     }
     Ok(())
 }

@@ -204,23 +204,48 @@ fn the_parent_death_signal_reaches_shim_and_so_the_program() {
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped());
         let mut parent = cmd.spawn().unwrap();
-        let mut out = std::io::BufReader::new(parent.stdout.take().unwrap());
-        let mut line = String::new();
-        let mut read = |want: &str| {
-            use std::io::BufRead;
-            loop {
-                line.clear();
-                assert!(out.read_line(&mut line).unwrap() > 0, "output ended before {want:?}");
-                if line.contains(want) {
-                    return line.clone();
-                }
-            }
-        };
-        let pid: i32 = read("shim ").trim().trim_start_matches("shim ").parse().unwrap();
-        read("ready");
+        let lines = lines_of(parent.stdout.take().unwrap());
+        let mut seen = Vec::new();
+        // sh's line and the probe's race each other: take them in either order.
+        let shim_line = wait_line(&lines, &mut seen, "shim ");
+        let pid: i32 = shim_line.trim_start_matches("shim ").parse().unwrap();
+        wait_line(&lines, &mut seen, "ready");
         parent.kill().unwrap();
         parent.wait().unwrap();
-        read("got 15");
-        assert!(wait_for(secs(5.0), || (!alive(pid)).then_some(())).is_some(), "shim {pid} outlived the stop");
+        wait_line(&lines, &mut seen, "got 15");
+        let gone = wait_for(secs(5.0), || (!alive(pid)).then_some(()));
+        if gone.is_none() {
+            for p in descendants(pid).into_iter().chain([pid]) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+            }
+            panic!("shim {pid} outlived the stop");
+        }
+    }
+}
+
+fn lines_of(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The first line containing `want`, among those seen already or arriving within 5 s.
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, want: &str) -> String {
+    let deadline = Instant::now() + secs(5.0);
+    loop {
+        if let Some(i) = seen.iter().position(|l| l.contains(want)) {
+            return seen.remove(i);
+        }
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no line with {want:?} within 5s; seen {seen:?}"),
+        }
     }
 }

@@ -278,6 +278,18 @@ impl Shim {
         }
     }
 
+    /// shim's exit code and time if it has exited, without waiting.
+    pub fn wait_nohang(&mut self) -> Option<(i32, Instant)> {
+        if self.exit.is_none() {
+            if let Some(status) = self.outer.try_wait().expect("wait") {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                self.exit = Some((code, Instant::now()));
+            }
+        }
+        self.exit
+    }
+
     /// The pid of shim's main child (the first child it has).
     pub fn main_child(&self) -> i32 {
         wait_for(Duration::from_secs(5), || children(self.pid).first().copied()).expect("shim has no child")
@@ -299,6 +311,30 @@ impl Drop for Shim {
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
         let _ = self.outer.kill();
         let _ = self.outer.wait();
+    }
+}
+
+/// Kills `pid` with SIGKILL if it is still unreaped after `within`; stands down when dropped,
+/// so a pid reaped and reused meanwhile is never signalled.
+pub struct Deadline(Option<std::sync::mpsc::Sender<()>>);
+
+impl Deadline {
+    pub fn new(pid: u32, within: Duration) -> Deadline {
+        let (tx, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(within) {
+                // SAFETY: kill takes two integers; the owner has not reaped pid yet (it would
+                // have dropped the guard first).
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        });
+        Deadline(Some(tx))
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        drop(self.0.take());
     }
 }
 

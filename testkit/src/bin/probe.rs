@@ -15,6 +15,8 @@
 //!                            or ignores it; print "escaped PID", wait forever
 //! probe leave CODE MODE...   start `probe MODE...`, wait until it is ready, exit with CODE
 //! probe ignoring SIG PROG... set SIG (a number) to ignored, then exec PROG: a careless caller
+//! probe churn N              fork N processes in batches, each orphaned and exiting at once;
+//!                            print "churned N", wait forever
 //! ```
 //! Every "ready" line means the handlers are installed; with PROBE_READY_FD set, a byte is
 //! also written to that fd then, for a parent that cannot read stdout.
@@ -225,6 +227,32 @@ fn main() {
                 std::process::exit(0);
             }
             say(&format!("escaped {child}"));
+            forever();
+        }
+        "churn" => {
+            let n: usize = arg(1).parse().expect("count");
+            const BATCH: usize = 1000;
+            let mut made = 0;
+            while made < n {
+                let batch = BATCH.min(n - made);
+                // SAFETY: the middle process only forks and _exits; no allocation after fork.
+                unsafe {
+                    let middle = libc::fork();
+                    if middle == 0 {
+                        for _ in 0..batch {
+                            if libc::fork() == 0 {
+                                libc::_exit(0);
+                            }
+                        }
+                        // Its children become orphans, for the reaper to collect.
+                        libc::_exit(0);
+                    }
+                    let mut status = 0;
+                    libc::waitpid(middle, &mut status, 0);
+                }
+                made += batch;
+            }
+            say(&format!("churned {n}"));
             forever();
         }
         "ignoring" => {

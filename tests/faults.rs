@@ -1,0 +1,192 @@
+//! The worst day of a PID 1, with the real binary: limits that make fork and pipe fail,
+//! stderr closed or a broken pipe, a program that stops itself, a program that forks 50 000
+//! processes, a program that exits while shim is forwarding a storm of signals, and processes
+//! that are not shim's, which no stop path may touch. Each ends in a clear `shim:` line or the
+//! right behaviour, with the right exit code.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn output_within(cmd: &mut Command, within: f64) -> std::process::Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let _deadline = Deadline::new(child.id(), secs(within));
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn fork_failing_for_the_process_limit_is_125_with_what_to_do() {
+    if !namespaces_available() {
+        return; // needs root to switch to an unprivileged user
+    }
+    // Root is exempt from RLIMIT_NPROC, so run as nobody with a limit of one process.
+    let out = output_within(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "prlimit", "--nproc=1", "--"])
+            .args([shim_bin(), "true"]),
+        10.0,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("shim: failed to start 'true': fork: ") && err.contains("raise the limit"), "{err}");
+}
+
+#[test]
+fn running_out_of_file_descriptors_is_125_with_what_to_do() {
+    let out = output_within(Command::new("prlimit").args(["--nofile=4", "--", shim_bin(), "true"]), 10.0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.starts_with("shim: failed to start 'true': create a pipe: ") && err.contains("ulimit -n"), "{err}");
+}
+
+#[test]
+fn a_closed_stderr_never_kills_shim() {
+    for mode in modes() {
+        let mut cmd = match mode {
+            Mode::Pid1 => {
+                let mut c = Command::new("unshare");
+                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", "exec \"$@\" 2>&-", "sh"]);
+                c
+            }
+            Mode::Subreaper => {
+                let mut c = Command::new("sh");
+                c.args(["-c", "exec \"$@\" 2>&-", "sh"]);
+                c
+            }
+        };
+        cmd.args([shim_bin(), "-vvv", "sh", "-c", "kill -USR1 1 2>/dev/null; exit 4"]);
+        let out = output_within(&mut cmd, 10.0);
+        assert_eq!(out.status.code(), Some(4), "{mode:?}");
+    }
+}
+
+#[test]
+fn a_broken_stderr_pipe_never_kills_shim() {
+    let probe = probe();
+    for mode in modes() {
+        let mut cmd = match mode {
+            Mode::Pid1 => {
+                let mut c = Command::new("unshare");
+                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", shim_bin()]);
+                c
+            }
+            Mode::Subreaper => Command::new(shim_bin()),
+        };
+        let mut child = cmd
+            .args(["-vvv", &probe, "signals", "TERM"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Nobody reads stderr any more: every log line is now a write to a broken pipe.
+        drop(child.stderr.take());
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        let shim = match mode {
+            Mode::Pid1 => wait_for(secs(5.0), || children(child.id() as i32).first().copied()).unwrap(),
+            Mode::Subreaper => child.id() as i32,
+        };
+        for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGTERM] {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::Signal::try_from(sig).unwrap())
+                .unwrap();
+        }
+        let deadline = Instant::now() + secs(10.0);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::Signal::SIGKILL);
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{mode:?}: shim hung");
+            }
+            std::thread::sleep(secs(0.01));
+        };
+        assert_eq!(status.code(), Some(0), "{mode:?}: shim died of its own logging ({status})");
+    }
+}
+
+#[test]
+fn a_program_that_stops_itself_is_woken_by_the_stop() {
+    for mode in modes() {
+        let mut shim = Shim::start(mode, &["-g", "30s", "sh", "-c", "echo stopping; kill -STOP $$; echo resumed"]);
+        shim.expect("stopping", secs(5.0));
+        let child = shim.main_child();
+        wait_for(secs(5.0), || status_field(child, "State").filter(|s| s.starts_with('T')).map(drop))
+            .expect("the program never stopped");
+        let sent = Instant::now();
+        shim.signal(libc::SIGTERM);
+        let (code, at) = shim.wait(secs(5.0));
+        assert_eq!(code, 143, "{mode:?}: a stopped sh must get SIGCONT to act on SIGTERM");
+        assert!(at - sent < secs(3.0), "{mode:?}");
+    }
+}
+
+#[test]
+fn a_program_that_forks_50000_processes_leaves_no_zombie() {
+    let probe = probe();
+    for mode in modes() {
+        let mut shim = Shim::start(mode, &[&probe, "churn", "50000"]);
+        shim.expect("churned 50000", secs(120.0));
+        let clean =
+            wait_for(secs(20.0), || (zombies_of(shim.pid) == 0 && descendants(shim.pid).len() == 1).then_some(()));
+        assert!(clean.is_some(), "{mode:?}: {} zombies left", zombies_of(shim.pid));
+        let rss: u64 =
+            status_field(shim.pid, "VmHWM").and_then(|v| v.trim_end_matches(" kB").parse().ok()).unwrap_or(u64::MAX);
+        assert!(rss < 4096, "{mode:?}: shim's peak RSS grew to {rss} kB");
+        shim.signal(libc::SIGTERM);
+        assert_eq!(shim.wait(secs(5.0)).0, 143);
+    }
+}
+
+#[test]
+fn a_program_that_exits_during_a_signal_storm_gives_its_own_code() {
+    for mode in modes() {
+        let mut shim = Shim::start(mode, &["sh", "-c", "trap '' USR1; echo ready; sleep 0.3; exit 7"]);
+        shim.expect("ready", secs(5.0));
+        // Forward as fast as possible until shim is gone.
+        let mut sent = 0;
+        while nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim.pid), nix::sys::signal::Signal::SIGUSR1).is_ok()
+            && sent < 2_000_000
+        {
+            sent += 1;
+            if sent % 1000 == 0 && shim.wait_nohang().is_some() {
+                break;
+            }
+        }
+        assert_eq!(shim.wait(secs(10.0)).0, 7, "{mode:?} after {sent} signals");
+    }
+}
+
+#[test]
+fn no_stop_path_touches_a_process_that_is_not_shims() {
+    let probe = probe();
+    let mut bystander = Command::new(&probe).arg("ignore-term").stdout(Stdio::null()).spawn().unwrap();
+    let paths: [(&[&str], &[i32]); 4] = [
+        // A requested stop, escalated at the deadline.
+        (&["-g", "200ms", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"], &[libc::SIGTERM]),
+        // Leftovers of a program that exits, killed at the deadline.
+        (&["-g", "200ms", "sh", "-c", "sh -c \"trap '' TERM; sleep 30\" & echo ready; exit 0"], &[]),
+        // A forced stop.
+        (&["-g", "30s", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"], &[libc::SIGTERM; 3]),
+        // A program that left its group, killed at the deadline.
+        (&["-g", "200ms", &probe, "escape-group", "ignore"], &[libc::SIGTERM]),
+    ];
+    for (args, signals) in paths {
+        let mut shim = Shim::start(Mode::Subreaper, args);
+        shim.expect("ready", secs(5.0));
+        for &sig in signals {
+            shim.signal(sig);
+            std::thread::sleep(secs(0.05));
+        }
+        shim.wait(secs(10.0));
+        assert!(bystander.try_wait().unwrap().is_none(), "{args:?}: shim killed a process that was not its own");
+    }
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
