@@ -9,6 +9,8 @@ pub mod config;
 pub mod duration;
 pub mod error;
 pub mod exit;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod log;
 pub mod machine;
 pub mod proctree;
