@@ -8,6 +8,8 @@ use shim::{exit, log, supervisor, sys, warn};
 /// Runs from `.init_array`, before Rust's runtime initialisation and `main`: the kernel drops
 /// a signal with no handler sent to PID 1, so the sooner signals are blocked (and so queued),
 /// the smaller the window in which a `docker stop` right after start is lost.
+// It lives here, not in `sys` with the other unsafe code, so that only the binary carries it:
+// in the library it would also run in every test binary and block the test harness's signals.
 // SAFETY: `link_section` is the unsafe part: the loader calls every pointer in .init_array as
 // `extern "C" fn()`, and this is exactly one such function, which only sets the signal mask.
 #[allow(unsafe_code)]
