@@ -73,7 +73,9 @@ pub fn run_machine(data: &[u8]) -> usize {
                 };
                 Event::Reaped { main: Some(status), left: if arg & 0x40 != 0 { Left::Some } else { Left::Nothing } }
             }
-            3 => Event::Reaped { main: None, left: if main_exited && arg & 1 == 0 { Left::Nothing } else { Left::Some } },
+            3 => {
+                Event::Reaped { main: None, left: if main_exited && arg & 1 == 0 { Left::Nothing } else { Left::Some } }
+            }
             4 => Event::HookExited,
             5 if !main_exited => Event::MainStopped,
             6 => Event::Continued { holder: if arg & 1 == 0 { Holder::Shim } else { Holder::Other } },

@@ -1,0 +1,203 @@
+//! The figures, one module each, and what they share: starting an init with the bench child
+//! under it, talking to the child through its pipes with deadlines, and the interleaved order
+//! of runs.
+//!
+//! Every figure interleaves the inits (A B C A B C ..., each round starting one further along),
+//! so a slow minute of the machine lands on all of them alike. Inits that misbehave in a figure
+//! are recorded with the reason and left out of the rest of that figure, not the whole run.
+
+pub mod forward;
+pub mod idle;
+pub mod memory;
+pub mod reap;
+pub mod shutdown;
+pub mod start;
+pub mod storm;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Context, Error, Result};
+use crate::inits::Init;
+use crate::sys::{self, Exit, Namespace, Proc, Program, Stdio};
+
+/// What figure 2 learnt about each init (by index) that the later figures need.
+pub struct Known {
+    /// It forwards SIGUSR1 to its child as PID 1.
+    pub forwards: Vec<bool>,
+    /// It never sleeps: it polls in a loop, so it is never seen waiting in the kernel.
+    pub busy: Vec<bool>,
+}
+
+/// The caveat written next to a busy init's numbers.
+pub const BUSY_NOTE: &str = "never sleeps (polls in a loop): its CPU time includes the polling";
+
+/// The environment every tree gets: what a container starts with (Docker sets these three),
+/// not the harness's, which under `cargo run` holds dozens of CARGO_* variables that an init
+/// copying its environment would be charged for.
+pub const ENV: [&str; 3] =
+    ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=shim-bench", "HOME=/root"];
+
+/// How long an init may take to go to sleep before it is taken to be busy.
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What every figure needs.
+pub struct Bench {
+    pub inits: Vec<Init>,
+    pub child: PathBuf,
+    pub quick: bool,
+    /// The CPU the measured tree (init and children) is pinned to.
+    pub tree_cpu: usize,
+    /// The harness's CPU where it must not compete with the tree (storm, reaping); the same
+    /// as `tree_cpu` on a one-CPU machine.
+    pub harness_cpu: usize,
+    null: OwnedFd,
+    /// One log per init for its stdout and stderr, so failures can be shown.
+    logs: Vec<(OwnedFd, PathBuf)>,
+}
+
+impl Bench {
+    pub fn new(inits: Vec<Init>, child: PathBuf, quick: bool, log_dir: &Path) -> Result<Bench> {
+        let cpus = sys::allowed_cpus().context(|| "read the allowed CPUs".to_string())?;
+        let tree_cpu = *cpus.last().ok_or_else(|| Error::new("find a CPU to run on"))?;
+        let harness_cpu = cpus.iter().copied().find(|&c| c != tree_cpu).unwrap_or(tree_cpu);
+        std::fs::create_dir_all(log_dir).context(|| format!("create {}", log_dir.display()))?;
+        let null = File::open("/dev/null").and_then(sys::open_high).context(|| "open /dev/null".to_string())?;
+        let mut logs = Vec::new();
+        for init in &inits {
+            let path = log_dir.join(format!("{}.log", init.name.replace(' ', "-")));
+            let file = File::create(&path).and_then(sys::open_high).context(|| format!("create {}", path.display()))?;
+            logs.push((file, path));
+        }
+        Ok(Bench { inits, child, quick, tree_cpu, harness_cpu, null, logs })
+    }
+
+    /// Start init `i` with `bench-child ARGS` under it, the tree pinned to the tree CPU.
+    pub fn start(&self, i: usize, ns: Namespace, child_args: &[&str]) -> Result<Running> {
+        let init = &self.inits[i];
+        let program: Vec<String> =
+            std::iter::once(self.child.display().to_string()).chain(child_args.iter().map(|s| s.to_string())).collect();
+        let argv = init.argv(ns, &program);
+        let prepared = Program::new(&argv, &ENV).context(|| format!("prepare {}", argv.join(" ")))?;
+        let (from_child, child_writes) = sys::pipe().context(|| "create a pipe".to_string())?;
+        let (child_reads, to_child) = sys::pipe().context(|| "create a pipe".to_string())?;
+        let stdio = Stdio {
+            null: self.null.as_fd(),
+            log: self.logs[i].0.as_fd(),
+            to_harness: Some(child_writes.as_fd()),
+            from_harness: Some(child_reads.as_fd()),
+        };
+        let proc =
+            sys::spawn(&prepared, ns, Some(self.tree_cpu), &stdio).context(|| format!("start {}", argv.join(" ")))?;
+        // The child's ends are closed here as they drop: only the tree holds them now.
+        Ok(Running {
+            name: init.name.clone(),
+            log: self.logs[i].1.clone(),
+            proc,
+            from_child: from_child.into(),
+            to_child: to_child.into(),
+        })
+    }
+
+    /// The descriptors for a run that needs no pipes: stdin from /dev/null, output to the log.
+    pub fn quiet_stdio(&self, i: usize) -> Stdio<'_> {
+        Stdio { null: self.null.as_fd(), log: self.logs[i].0.as_fd(), to_harness: None, from_harness: None }
+    }
+
+    /// Indices in `members`, rotated by `round`: each round starts with a different init.
+    pub fn rotated(round: usize, members: &[usize]) -> Vec<usize> {
+        (0..members.len()).map(|k| members[(k + round) % members.len()]).collect()
+    }
+
+    /// Every init but the floor.
+    pub fn init_indices(&self) -> Vec<usize> {
+        (0..self.inits.len()).filter(|&i| !self.inits[i].is_floor()).collect()
+    }
+
+    pub fn all_indices(&self) -> Vec<usize> {
+        (0..self.inits.len()).collect()
+    }
+}
+
+/// An init running the bench child. Dropping it kills the init by its pid (and so, as PID 1,
+/// its whole namespace).
+pub struct Running {
+    pub name: String,
+    log: PathBuf,
+    pub proc: Proc,
+    from_child: File,
+    to_child: File,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.proc.pid()
+    }
+
+    /// Read exactly `buf.len()` bytes from the child within `timeout`.
+    pub fn read(&mut self, buf: &mut [u8], timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut got = 0;
+        while got < buf.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ready = sys::wait_readable(self.from_child.as_fd(), left).context(|| "wait on a pipe".to_string())?;
+            if !ready {
+                return Err(self.failure(&format!("no answer from the bench child within {timeout:?}")));
+            }
+            match self.from_child.read(&mut buf[got..]) {
+                Ok(0) => return Err(self.failure("the bench child's pipe closed")),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::new(format!("read from the bench child: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Read one byte and check it is `expected`.
+    pub fn expect(&mut self, expected: u8, timeout: Duration) -> Result<()> {
+        let mut b = [0u8];
+        self.read(&mut b, timeout)?;
+        if b[0] != expected {
+            return Err(self.failure(&format!("the bench child said {:?}, not {:?}", b[0] as char, expected as char)));
+        }
+        Ok(())
+    }
+
+    pub fn tell(&mut self, byte: u8) -> Result<()> {
+        self.to_child.write_all(&[byte]).context(|| format!("{}: write to the bench child", self.name))
+    }
+
+    /// SIGTERM the init and wait for it; `None` if it is still running after `timeout` (it is
+    /// then killed when dropped).
+    pub fn stop(&mut self, timeout: Duration) -> Result<Option<Exit>> {
+        match self.proc.signal(libc::SIGTERM) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(e) => return Err(Error::new(format!("{}: send SIGTERM: {e}", self.name))),
+        }
+        self.proc.wait(timeout).context(|| format!("{}: wait for its exit", self.name))
+    }
+
+    /// An error that says what happened to the init, and the end of its log.
+    pub fn failure(&mut self, what: &str) -> Error {
+        let state = match self.proc.exited() {
+            Ok(true) => match self.proc.wait(Duration::ZERO) {
+                Ok(Some(exit)) => format!("the init ended: {exit}"),
+                _ => "the init ended".to_string(),
+            },
+            _ => "the init is still running".to_string(),
+        };
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(3).collect();
+        let tail = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
+        Error::new(format!(
+            "{}: {what}; {state}{}",
+            self.name,
+            if tail.is_empty() { String::new() } else { format!("; its log ends: {tail}") }
+        ))
+    }
+}

@@ -1,0 +1,42 @@
+//! Build what is measured: shim's static release binary, exactly as it ships, and the bench
+//! child, in a target directory of their own so this never waits on the lock of a `cargo
+//! build` or `cargo test` running in the main one.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Context, Error, Result};
+
+pub const TARGET: &str = "x86_64-unknown-linux-musl";
+
+pub struct Built {
+    pub shim: PathBuf,
+    pub child: PathBuf,
+    /// Where the builds went; the inits' logs go there too.
+    pub target_dir: PathBuf,
+}
+
+fn cargo(root: &Path, target_dir: &Path, args: &[&str]) -> Result<()> {
+    // CARGO is the cargo that runs this bench (`cargo run` sets it).
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(root).args(["build", "--release", "--target", TARGET, "--target-dir"]).arg(target_dir).args(args);
+    eprintln!("shim-bench: {cmd:?}");
+    let status = cmd.status().context(|| format!("run {}", cargo.to_string_lossy()))?;
+    if !status.success() {
+        return Err(Error::new(format!(
+            "build {} ({status}); is the target installed? `rustup target add {TARGET}`",
+            args.join(" ")
+        )));
+    }
+    Ok(())
+}
+
+/// `root` is the workspace root.
+pub fn build(root: &Path) -> Result<Built> {
+    let target_dir = root.join("target").join("bench-build");
+    cargo(root, &target_dir, &["-p", "shim"])?;
+    cargo(root, &target_dir, &["-p", "shim-bench", "--bin", "bench-child"])?;
+    let out = target_dir.join(TARGET).join("release");
+    Ok(Built { shim: out.join("shim"), child: out.join("bench-child"), target_dir })
+}
