@@ -26,6 +26,8 @@ struct Run<'a> {
     spawned: Instant,
     /// The pre-stop hook while it runs.
     hook: Option<Pid>,
+    /// The grace period as the log writes it, formatted once.
+    grace: String,
 }
 
 /// Run `config.program` under supervision and return the code shim should exit with.
@@ -43,7 +45,8 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     let foreground = sys::shim_holds_terminal();
     let tty = if sys::stdin_is_terminal() { Tty::Present } else { Tty::Absent };
     let child = sys::spawn(&config.program, foreground).map_err(|e| Error::spawn(&config.program[0], e))?;
-    let mut run = Run { config, child, pid1, start, spawned: Instant::now(), hook: None };
+    let grace = duration::display(config.grace);
+    let mut run = Run { config, child, pid1, start, spawned: Instant::now(), hook: None, grace };
     info!(
         1,
         "started {} as pid {child} in process group {child}{}{}",
@@ -75,25 +78,52 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     loop {
         let timeout = machine.deadline().map(|due| due.saturating_sub(start.elapsed()));
         let woken = sys::wait_signal(timeout).map_err(|e| Error::setup("wait for signals", e))?;
-        let mut events = run.events(woken);
+        let mut queue = Queue::default();
+        run.events(woken, &mut queue);
         // The deadline is checked after every wake, not only on a timeout: under a steady
         // stream of signals the wait never times out, and escalation must not starve.
-        events.push(Event::Tick);
-        let mut i = 0;
-        while i < events.len() {
-            let event = events[i];
-            i += 1;
-            if event == Event::Tick && !machine.is_due(start.elapsed()) {
+        queue.push(Event::Tick);
+        while let Some(event) = queue.pop() {
+            let now = start.elapsed();
+            if event == Event::Tick && !machine.is_due(now) {
                 continue;
             }
-            for action in machine.handle(event, start.elapsed()) {
+            for action in machine.handle(event, now) {
                 match run.carry_out(action) {
                     Done::Exit(code) => return Ok(code),
-                    Done::Then(next) => events.push(next),
+                    Done::Then(next) => queue.push(next),
                     Done::Continue => {}
                 }
             }
         }
+    }
+}
+
+/// The events one wake-up stands for, in order. Fixed size: nothing on the signal path
+/// allocates. One wake-up gives at most four (hook exit, reap, stop, tick) plus one an action
+/// may cause.
+#[derive(Default)]
+struct Queue {
+    items: [Option<Event>; 8],
+    head: usize,
+    len: usize,
+}
+
+impl Queue {
+    fn push(&mut self, event: Event) {
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(event);
+                self.len += 1;
+            }
+            None => warn!("internal: event queue full, dropping {event:?}"),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Event> {
+        let event = self.items.get_mut(self.head)?.take()?;
+        self.head += 1;
+        Some(event)
     }
 }
 
@@ -107,36 +137,35 @@ enum Done {
 
 impl Run<'_> {
     /// The events one wake-up stands for.
-    fn events(&mut self, woken: Wait) -> Vec<Event> {
+    fn events(&mut self, woken: Wait, queue: &mut Queue) {
         match woken {
-            Wait::Nothing => vec![],
-            Wait::Signal { sig, .. } if sig == SIGCHLD => self.reap(),
-            Wait::Signal { sig, origin: Origin::Shim } => vec![Event::OwnSignal(sig)],
+            Wait::Nothing => {}
+            Wait::Signal { sig, .. } if sig == SIGCHLD => self.reap(queue),
+            Wait::Signal { sig, origin: Origin::Shim } => queue.push(Event::OwnSignal(sig)),
             Wait::Signal { sig, origin: Origin::Keyboard } => {
                 info!(3, "received {sig} from the terminal");
-                vec![Event::KeyboardSignal(sig)]
+                queue.push(Event::KeyboardSignal(sig));
             }
             Wait::Signal { sig, .. } if sig == SIGCONT => {
                 let holder = if sys::shim_holds_terminal() { Holder::Shim } else { Holder::Other };
                 info!(3, "received SIGCONT; the terminal is {holder:?}'s");
-                vec![Event::Continued { holder }]
+                queue.push(Event::Continued { holder });
             }
             Wait::Signal { sig, origin: Origin::Outside } => {
                 info!(3, "received {sig}");
-                vec![Event::Signal(sig)]
+                queue.push(Event::Signal(sig));
             }
         }
     }
 
-    fn reap(&mut self) -> Vec<Event> {
+    fn reap(&mut self, queue: &mut Queue) {
         let drained = match sys::drain(self.child, self.hook) {
             Ok(d) => d,
             Err(e) => {
                 warn!("waiting for children failed: {}", e.desc());
-                return vec![];
+                return;
             }
         };
-        let mut events = Vec::with_capacity(3);
         if let Some(status) = drained.hook {
             self.hook = None;
             match status {
@@ -144,7 +173,7 @@ impl Run<'_> {
                 Status::Exited(code) => warn!("pre-stop hook exited with {code}; stopping anyway"),
                 Status::Signaled(sig) => warn!("pre-stop hook was killed by {sig}; stopping anyway"),
             }
-            events.push(Event::HookExited);
+            queue.push(Event::HookExited);
         }
         if let Some(status) = drained.main {
             let after = duration::display(self.spawned.elapsed());
@@ -158,16 +187,17 @@ impl Run<'_> {
         }
         // An exit in the same drain supersedes a stop: the machine must not suspend shim for
         // a program that is gone.
-        events.extend(drained.left.map(|left| Event::Reaped { main: drained.main, left }));
-        if drained.main_stopped && drained.main.is_none() {
-            events.push(Event::MainStopped);
+        if let Some(left) = drained.left {
+            queue.push(Event::Reaped { main: drained.main, left });
         }
-        events
+        if drained.main_stopped && drained.main.is_none() {
+            queue.push(Event::MainStopped);
+        }
     }
 
     /// Do what the machine decided.
     fn carry_out(&mut self, action: Action) -> Done {
-        let grace = duration::display(self.config.grace);
+        let grace = &self.grace;
         match action {
             Action::Send { sig, to, why } => {
                 match why {

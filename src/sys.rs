@@ -127,7 +127,7 @@ pub fn wait_signal(timeout: Option<Duration>) -> Result<Wait, Errno> {
     // SI_KERNEL on SIGINT/SIGQUIT is the terminal driver: a key was pressed.
     // SAFETY: for these codes the kernel filled the si_pid union member.
     let sender = (info.si_code <= 0).then(|| unsafe { info.si_pid() });
-    let origin = if sender == Some(std::process::id() as i32) {
+    let origin = if sender.is_some() && sender == Some(pid()) {
         Origin::Shim
     } else if info.si_code == libc::SI_KERNEL {
         Origin::Keyboard
@@ -157,8 +157,17 @@ pub fn become_subreaper() -> Result<(), Errno> {
     nix::sys::prctl::set_child_subreaper(true)
 }
 
+/// shim's pid, asked of the kernel once: it is compared on every signal received.
 pub fn pid() -> i32 {
-    unistd::getpid().as_raw()
+    static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+    match PID.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => {
+            let pid = unistd::getpid().as_raw();
+            PID.store(pid, std::sync::atomic::Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
 }
 
 /// Why the program could not be started.
@@ -190,8 +199,12 @@ struct Prepared {
     candidates: Vec<CString>,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
-    _envp: Vec<CString>,
-    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+// The process environment as libc keeps it. shim never changes its own environment, so
+// this is the caller's, and the child passes it to execve as it is: nothing to copy.
+extern "C" {
+    static environ: *const *const libc::c_char;
 }
 
 /// The default PATH when none is set, as musl's execvp uses.
@@ -200,14 +213,6 @@ const DEFAULT_PATH: &[u8] = b"/usr/local/bin:/bin:/usr/bin";
 fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| SpawnError::BadArgument);
     let argv: Vec<CString> = program.iter().map(|w| cstr(w.as_bytes())).collect::<Result<_, _>>()?;
-    let envp: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut kv = k.into_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            cstr(&kv)
-        })
-        .collect::<Result<_, _>>()?;
     let name = argv.first().ok_or(SpawnError::BadArgument)?.as_bytes();
     // Like execvp: a name with a slash is a path; otherwise each PATH entry is tried, an empty
     // entry meaning the current directory.
@@ -230,8 +235,8 @@ fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
             })
             .collect::<Result<_, _>>()?
     };
-    let ptrs = |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    Ok(Prepared { candidates, argv_ptrs: ptrs(&argv), _argv: argv, envp_ptrs: ptrs(&envp), _envp: envp })
+    let argv_ptrs = argv.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    Ok(Prepared { candidates, argv_ptrs, _argv: argv })
 }
 
 /// Start the program in a new process group of its own, with an empty signal mask, and
@@ -329,9 +334,10 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
     let mut errno = Errno::ENOENT;
     let mut denied = false;
     for path in &p.candidates {
-        // SAFETY: path, argv and envp are NUL-terminated strings in NULL-terminated arrays
-        // that live until exec replaces this process.
-        unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };
+        // SAFETY: path and argv are NUL-terminated strings in a NULL-terminated array that
+        // live until exec replaces this process; environ is libc's own, unchanged since start
+        // and read by this single thread only.
+        unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), environ) };
         errno = Errno::last();
         match errno {
             // As execvp: keep looking, but report EACCES if nothing else is found.
