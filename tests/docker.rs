@@ -251,6 +251,17 @@ fn stop_with_slow_request(image: &str, init: Init, port: u16, slow: u64, stop_ti
     Outcome { stop, in_flight, new_connection_served, exit: c.exit_code(), logs: c.logs() }
 }
 
+/// One row of the table for a stop with a request in flight.
+fn row(dockerfile: &str, pid1: &str, o: &Outcome) -> String {
+    format!(
+        "| {dockerfile} | {pid1} | {:.2} s | {} | {} | {} |\n",
+        o.stop.as_secs_f64(),
+        in_flight_text(o),
+        if o.new_connection_served { "served" } else { "refused" },
+        o.exit
+    )
+}
+
 fn in_flight_text(o: &Outcome) -> String {
     match o.in_flight {
         Some(code) => format!("{code}"),
@@ -338,14 +349,7 @@ fn docker_end_to_end() {
     for (i, init, cell) in cells {
         let (_, label, _, want_exit) = FORMS[i];
         let o = cell.join().unwrap_or_else(|_| panic!("{label} {init:?} panicked"));
-        table.push_str(&format!(
-            "| {label} | {} | {:.2} s | {} | {} | {} |\n",
-            init.label(),
-            o.stop.as_secs_f64(),
-            in_flight_text(&o),
-            if o.new_connection_served { "served" } else { "refused" },
-            o.exit
-        ));
+        table.push_str(&row(label, init.label(), &o));
         if init == Init::Shim {
             let mut check = |ok: bool, what: String| {
                 if !ok {
@@ -381,13 +385,7 @@ fn docker_end_to_end() {
     // docker/examples, as users would build them.
     {
         let o = shell_form_example.join().unwrap();
-        table.push_str(&format!(
-            "| docker/examples/shell-form | shim | {:.2} s | {} | {} | {} |\n",
-            o.stop.as_secs_f64(),
-            in_flight_text(&o),
-            if o.new_connection_served { "served" } else { "refused" },
-            o.exit
-        ));
+        table.push_str(&row("docker/examples/shell-form", "shim", &o));
         if o.in_flight != Some(200) || o.new_connection_served || o.stop >= secs(4.0) || o.exit != 143 {
             failures.push(format!(
                 "docker/examples/shell-form: {:?} after {:?}, exit {}\n{}",
@@ -395,13 +393,7 @@ fn docker_end_to_end() {
             ));
         }
         let o = slow_drain.join().unwrap();
-        table.push_str(&format!(
-            "| docker/examples/slow-drain, 12 s request, `docker stop -t 30` | shim | {:.2} s | {} | {} | {} |\n",
-            o.stop.as_secs_f64(),
-            in_flight_text(&o),
-            if o.new_connection_served { "served" } else { "refused" },
-            o.exit
-        ));
+        table.push_str(&row("docker/examples/slow-drain, 12 s request, `docker stop -t 30`", "shim", &o));
         if o.in_flight != Some(200) || o.new_connection_served || o.stop >= secs(13.0) || o.exit != 0 {
             failures.push(format!(
                 "docker/examples/slow-drain: {:?} after {:?}, exit {}\n{}",
