@@ -180,11 +180,16 @@ fn no_stop_path_touches_a_process_that_is_not_shims() {
         (&["-g", "200ms", &probe, "escape-group", "ignore"], &[libc::SIGTERM]),
     ];
     for (args, signals) in paths {
-        let mut shim = Shim::start(Mode::Subreaper, args);
+        let mut with_log = vec!["-v"];
+        with_log.extend(args);
+        let mut shim = Shim::start(Mode::Subreaper, &with_log);
         shim.expect("ready", secs(5.0));
-        for &sig in signals {
+        for (n, &sig) in signals.iter().enumerate() {
             shim.signal(sig);
-            std::thread::sleep(secs(0.05));
+            // Taken in turn, not coalesced: shim logs each stop signal it forwards.
+            if n + 1 < signals.len() {
+                shim.expect_stderr_times("SIGTERM to ", n + 1, secs(5.0));
+            }
         }
         shim.wait(secs(10.0));
         assert!(bystander.try_wait().unwrap().is_none(), "{args:?}: shim killed a process that was not its own");

@@ -176,13 +176,16 @@ fn success_exit_codes_become_zero() {
 fn a_third_stop_signal_kills_everything_at_once() {
     let probe = probe();
     for mode in modes() {
-        let mut shim = Shim::start(mode, &["-g", "60s", &probe, "ignore-term"]);
+        let mut shim = Shim::start(mode, &["-v", "-g", "60s", &probe, "ignore-term"]);
         shim.expect("ready", secs(5.0));
         let sent = Instant::now();
-        for _ in 0..3 {
+        for n in 1..=3 {
             shim.signal(libc::SIGTERM);
-            // Each must be taken in turn, not coalesced into one pending SIGTERM.
-            std::thread::sleep(secs(0.05));
+            // Each must be taken in turn, not coalesced into one pending SIGTERM: wait for
+            // shim's log line about it before sending the next.
+            if n < 3 {
+                shim.expect_stderr_times("SIGTERM to ", n, secs(5.0));
+            }
         }
         let (code, at) = shim.wait(secs(10.0));
         assert_eq!(code, 137, "{mode:?}");

@@ -244,6 +244,14 @@ impl Shim {
         }
     }
 
+    /// Wait until shim's stderr holds `want` at least `times` times (shim's `-v` lines as a
+    /// handshake: each stop signal it has taken in is one line).
+    pub fn expect_stderr_times(&self, want: &str, times: usize, within: Duration) {
+        if wait_for(within, || (self.stderr().matches(want).count() >= times).then_some(())).is_none() {
+            panic!("stderr never said {want:?} {times} times within {within:?}: {}", self.stderr());
+        }
+    }
+
     /// All of stderr, once every process holding it has closed it (or `within` passed).
     pub fn full_stderr(&self, within: Duration) -> String {
         let _ = self.stderr_closed.recv_timeout(within);
