@@ -152,3 +152,77 @@ fn verbose_logs_the_lifecycle_as_shim_lines() {
         assert_eq!(quiet, "");
     }
 }
+
+#[test]
+fn a_script_whose_interpreter_is_missing_names_it() {
+    let dir = std::env::temp_dir().join(format!("shim-interp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("x.sh");
+    std::fs::write(&script, "#!/no/such/bash -e\necho hi\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new(shim_bin()).arg(&script).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("its interpreter '/no/such/bash' (its #! line) was not found"), "{err}");
+}
+
+#[test]
+fn a_newline_in_an_argument_does_not_break_the_log_into_lines() {
+    for mode in modes() {
+        let (code, _, err) = run(mode, &["-v", "sh", "-c", "exit 0", "a\nshim: forged line"]);
+        assert_eq!(code, 0);
+        assert!(err.lines().all(|l| l.starts_with("shim: ")), "{err}");
+        assert!(err.contains(r"a\nshim: forged line"), "{err}");
+        assert!(!err.lines().any(|l| l == "shim: forged line'"), "{err}");
+    }
+}
+
+#[test]
+fn a_fault_signal_cannot_be_mapped() {
+    let out = std::process::Command::new(shim_bin()).args(["-m", "SEGV:USR1", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("shim: --map-signal: 'SEGV:USR1': SIGSEGV is a fault signal"), "{err}");
+}
+
+#[test]
+fn log_lines_say_the_times_that_apply() {
+    let probe = probe();
+    for mode in modes() {
+        // A stop delay of 3 s is "3s", not "2.999s".
+        let mut shim = Shim::start(mode, &["-v", "-d", "3s", &probe, "signals", "TERM", "INT"]);
+        shim.expect("ready", secs(5.0));
+        shim.signal(libc::SIGTERM);
+        shim.expect_stderr("keeps serving", secs(5.0));
+        shim.signal(libc::SIGINT);
+        assert_eq!(shim.wait(secs(5.0)).0, 0);
+        let err = shim.full_stderr(secs(5.0));
+        assert!(err.contains("keeps serving for up to 3s first"), "{mode:?}: {err}");
+
+        // A hook with no delay is bounded by the grace: "2s".
+        let mut shim = Shim::start(mode, &["-v", "-g", "2s", "-p", "sleep 0.1", &probe, "signals", "TERM"]);
+        shim.expect("ready", secs(5.0));
+        shim.signal(libc::SIGTERM);
+        assert_eq!(shim.wait(secs(5.0)).0, 0);
+        let err = shim.full_stderr(secs(5.0));
+        assert!(err.contains("keeps serving for up to 2s first"), "{mode:?}: {err}");
+
+        // With --forward-to child, the leftovers' SIGKILL still counts from the stop signal:
+        // the program leaves after about 1 s of a 3 s grace, so less than 3 s is left.
+        let script = "trap 'sleep 1; exit 0' TERM; sleep 30 & echo ready; while :; do sleep 0.05; done";
+        let mut shim = Shim::start(mode, &["-v", "-g", "3s", "--forward-to", "child", "sh", "-c", script]);
+        shim.expect("ready", secs(5.0));
+        shim.signal(libc::SIGTERM);
+        shim.expect_stderr("others remain", secs(5.0));
+        let err = shim.stderr();
+        let line = err.lines().find(|l| l.contains("others remain")).unwrap();
+        let left = line.rsplit("SIGKILL in ").next().unwrap();
+        assert!(
+            left != "3s" && (left.ends_with("ms") || left.starts_with("1.") || left.starts_with("2")),
+            "{mode:?}: {line}"
+        );
+        let _ = shim.wait(secs(10.0));
+    }
+}

@@ -124,6 +124,28 @@ fn a_daemon_that_left_the_group_gets_the_stop_signal_and_may_drain() {
 }
 
 #[test]
+fn a_stopped_daemon_that_left_the_group_is_woken_to_drain() {
+    let probe = probe();
+    for mode in modes() {
+        let mut shim = Shim::start(mode, &["-g", "10s", &probe, "escape-group", "1"]);
+        shim.expect("escapee ready", secs(5.0));
+        let main = shim.main_child();
+        let daemon = descendants(shim.pid).into_iter().find(|&p| p != main).expect("the escapee");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), nix::sys::signal::Signal::SIGSTOP).unwrap();
+        wait_for(secs(5.0), || status_field(daemon, "State").filter(|s| s.starts_with('T'))).expect("stopped");
+        let sent = std::time::Instant::now();
+        shim.signal(libc::SIGTERM);
+        // Stopped, it could not act on SIGTERM: only the SIGCONT after it lets it drain, long
+        // before the grace period ends.
+        shim.expect("escapee draining", secs(5.0));
+        shim.expect("escapee drained", secs(5.0));
+        let (code, at) = shim.wait(secs(5.0));
+        assert_eq!(code, 143, "{mode:?}");
+        assert!(at - sent < secs(5.0), "{mode:?}: {:?}", at - sent);
+    }
+}
+
+#[test]
 fn a_daemon_that_left_the_group_and_ignores_sigterm_is_killed_at_the_deadline() {
     let probe = probe();
     for mode in modes() {

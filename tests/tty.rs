@@ -299,10 +299,34 @@ fn ctrl_c_reaches_the_program_through_the_terminal_not_through_shim() {
         tty.expect_line_ending("read still here");
         end_with_eof(mode, &mut tty);
         let transcript = tty.whole_transcript();
-        // shim is outside the foreground group, so the driver never signalled it: at -vvv
-        // shim logs every signal it receives.
-        assert!(!transcript.contains("received SIGINT"), "{mode:?}: shim got the SIGINT: {transcript:?}");
+        // shim hears of the key (its key watch passes it on: -vvv logs that), but the driver
+        // sent it to the program's group, and shim neither sends it again nor begins a stop.
         assert_eq!(transcript.matches("got INT").count(), 1, "{mode:?}: {transcript:?}");
+        assert!(!transcript.contains("stopping"), "{mode:?}: a Ctrl-C began a stop: {transcript:?}");
+        assert!(!transcript.contains("forwarding SIGINT to"), "{mode:?}: shim sent SIGINT again: {transcript:?}");
+    }
+}
+
+#[test]
+fn ctrl_c_typed_during_a_stop_forces_it_at_once() {
+    // The program ignores SIGTERM; the grace is long. A Ctrl-C at the terminal during the stop
+    // goes to the program's group, not to shim: shim's key watch must pass it on for the stop
+    // to be forced, or shim waits out the whole grace.
+    let script = "trap 'echo got TERM' TERM; trap 'echo got INT' INT; echo ready; while :; do sleep 0.05; done";
+    for mode in modes() {
+        let mut tty = shim_on_terminal(mode, &["-g", "30s", "sh", "-c", script]);
+        let shim = shim_pid(mode, &tty);
+        tty.expect_line_ending("ready");
+        // SAFETY: kill takes two integers.
+        assert_eq!(unsafe { libc::kill(shim, libc::SIGTERM) }, 0);
+        tty.expect_line_ending("got TERM");
+        let typed = Instant::now();
+        tty.send(CTRL_C);
+        let code = tty.wait();
+        let took = typed.elapsed();
+        assert_eq!(code, 137, "{mode:?}: {:?}", tty.whole_transcript());
+        assert!(took < Duration::from_secs(5), "{mode:?}: the stop was not forced: {took:?}");
+        assert!(tty.whole_transcript().contains("stop forced"), "{mode:?}: {:?}", tty.whole_transcript());
     }
 }
 
