@@ -13,6 +13,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use shim::proctree::{self, Entry};
+
 /// The shim under test: this build's, or another binary named by SHIM_UNDER_TEST (CI points it
 /// at the static release build, so the binary that ships is the one tested).
 pub fn shim_bin() -> &'static str {
@@ -369,9 +371,11 @@ pub fn signals_blocked(pid: i32) -> bool {
 }
 
 /// Whether shim sleeps in its event loop (rt_sigtimedwait): past its start-up, idle.
+/// /proc/PID/syscall starts with the number of the call it sleeps in, which differs between
+/// architectures (x86_64: 128, aarch64: 137).
 pub fn in_event_loop(pid: i32) -> bool {
-    const RT_SIGTIMEDWAIT: &str = "128 ";
-    std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with(RT_SIGTIMEDWAIT))
+    let waiting = format!("{} ", libc::SYS_rt_sigtimedwait);
+    std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with(&waiting))
 }
 
 /// A field of /proc/PID/status, trimmed.
@@ -380,7 +384,7 @@ pub fn status_field(pid: i32, field: &str) -> Option<String> {
     text.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':').map(|v| v.trim().to_string()))
 }
 
-/// Direct children of `pid`.
+/// Direct children of `pid`, zombies included.
 pub fn children(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
@@ -389,42 +393,34 @@ pub fn children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// (pid, ppid, state) of every process.
-pub fn processes() -> Vec<(i32, i32, char)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(close) = stat.rfind(')') else { continue };
-        let mut rest = stat[close + 1..].split_whitespace();
-        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid = rest.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        out.push((pid, ppid, state));
-    }
-    out
+/// `pid`'s line of /proc/PID/stat, as shim reads it; `None` once it is reaped.
+fn entry(pid: i32) -> Option<Entry> {
+    proctree::parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// Every descendant of `root`, parents before children.
+/// Every process, as shim sees them when it looks for its descendants.
+pub fn processes() -> Vec<Entry> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter_map(entry)
+        .collect()
+}
+
+/// Every live descendant of `root`, parents before children.
 pub fn descendants(root: i32) -> Vec<i32> {
-    let all = processes();
-    let mut found = vec![root];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(all.iter().filter(|p| p.1 == parent).map(|p| p.0));
-        i += 1;
-    }
-    found.remove(0);
-    found
+    proctree::descendants(root, &processes()).iter().map(|e| e.pid).collect()
 }
 
 /// Zombie children of `pid`.
 pub fn zombies_of(pid: i32) -> usize {
-    processes().iter().filter(|p| p.1 == pid && p.2 == 'Z').count()
+    processes().iter().filter(|p| p.ppid == pid && p.gone).count()
 }
 
+/// `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
-    processes().iter().any(|p| p.0 == pid && p.2 != 'Z')
+    entry(pid).is_some_and(|e| !e.gone)
 }
 
 pub fn secs(s: f64) -> Duration {
