@@ -7,8 +7,10 @@
 #![allow(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -87,6 +89,20 @@ pub fn modes() -> Vec<Mode> {
     BOTH.into_iter().filter(|m| *m == Mode::Subreaper || namespaces_available()).collect()
 }
 
+/// The command that runs `program` in `mode`: as PID 1 of a new PID and mount namespace
+/// (through unshare), or as itself.
+pub fn command(mode: Mode, program: &str) -> Command {
+    match mode {
+        Mode::Pid1 => {
+            let mut c = Command::new("unshare");
+            // --kill-child: if unshare dies, the namespace goes with it.
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", program]);
+            c
+        }
+        Mode::Subreaper => Command::new(program),
+    }
+}
+
 /// A running shim.
 pub struct Shim {
     pub mode: Mode,
@@ -94,8 +110,7 @@ pub struct Shim {
     outer: Child,
     /// shim's pid as this test sees it.
     pub pid: i32,
-    lines: Receiver<String>,
-    seen: Vec<String>,
+    out: Lines,
     stderr: Arc<Mutex<String>>,
     stderr_closed: Receiver<()>,
     pub started: Instant,
@@ -108,11 +123,23 @@ pub const ALL_BLOCKED: &str = "fffffffffffbfeff";
 pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     pub stdin: Stdio,
+    pub stderr: Stderr,
+}
+
+/// Where shim's stderr goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stderr {
+    /// To the test, which keeps all of it ([`Shim::stderr`]).
+    Captured,
+    /// Nowhere: descriptor 2 is closed.
+    Closed,
+    /// Into a pipe nobody can read: every write fails with EPIPE.
+    BrokenPipe,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { env: &[], stdin: Stdio::null() }
+        Options { env: &[], stdin: Stdio::null(), stderr: Stderr::Captured }
     }
 }
 
@@ -121,46 +148,49 @@ impl Shim {
         Shim::start_with(mode, args, Options::default())
     }
 
+    /// Start shim with `opts` and `env`, then `--` and `program`.
+    pub fn start_program(mode: Mode, opts: &[&str], env: &[(&str, &str)], program: &[&str]) -> Shim {
+        let args: Vec<&str> = opts.iter().copied().chain(["--"]).chain(program.iter().copied()).collect();
+        Shim::start_with(mode, &args, Options { env, ..Options::default() })
+    }
+
     pub fn start_with(mode: Mode, args: &[&str], opts: Options) -> Shim {
-        let mut cmd = match mode {
-            Mode::Pid1 => {
-                let mut c = Command::new("unshare");
-                // --kill-child: if unshare dies, the namespace goes with it.
-                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", shim_bin()]);
+        let mut cmd = match opts.stderr {
+            // sh closes descriptor 2 and execs shim in its own place: same pid, same parent.
+            Stderr::Closed => {
+                let mut c = command(mode, "sh");
+                c.args(["-c", "exec \"$@\" 2>&-", "sh", shim_bin()]);
                 c
             }
-            Mode::Subreaper => Command::new(shim_bin()),
+            Stderr::Captured | Stderr::BrokenPipe => command(mode, shim_bin()),
         };
-        cmd.args(args).stdin(opts.stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args).stdin(opts.stdin).stdout(Stdio::piped());
+        cmd.stderr(match opts.stderr {
+            Stderr::Captured => Stdio::piped(),
+            Stderr::Closed => Stdio::null(),
+            Stderr::BrokenPipe => Stdio::from(broken_pipe()),
+        });
         for (k, v) in opts.env {
             cmd.env(k, v);
         }
         let started = Instant::now();
         let mut outer = cmd.spawn().expect("start shim");
-        let (tx, lines) = mpsc::channel();
-        let out = outer.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let out = Lines::of(outer.stdout.take().unwrap());
         let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = outer.stderr.take().unwrap();
-        let sink = stderr.clone();
         let (closed_tx, stderr_closed) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
+        if let Some(mut err) = outer.stderr.take() {
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = err.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-            let _ = closed_tx.send(());
-        });
+                let _ = closed_tx.send(());
+            });
+        }
         let pid = match mode {
             // A program that exits at once may take shim and unshare with it before we look:
             // then there is no pid to find, and 0 stands for "gone".
@@ -183,7 +213,7 @@ impl Shim {
         })
         .is_some();
         // Built before the check so that a failing check still cleans up (Drop).
-        let shim = Shim { mode, outer, pid, lines, seen: Vec::new(), stderr, stderr_closed, started, exit: None };
+        let shim = Shim { mode, outer, pid, out, stderr, stderr_closed, started, exit: None };
         if !ready {
             panic!("shim {pid} never blocked its signals");
         }
@@ -192,47 +222,19 @@ impl Shim {
 
     /// Wait for a line of the program's output that contains `want`; return it.
     pub fn expect(&mut self, want: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(want) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    let tail = &self.seen[self.seen.len().saturating_sub(20)..];
-                    panic!(
-                        "no line with {want:?} within {within:?}; {} lines so far, the last: {tail:?}; stderr: {}",
-                        self.seen.len(),
-                        self.stderr()
-                    )
-                }
-            }
-        }
+        self.out.try_expect(want, within).unwrap_or_else(|e| panic!("{e}; stderr: {}", self.stderr()))
     }
 
     /// Wait until a line containing each of `wants` has been seen, in any order.
     pub fn expect_all(&mut self, wants: &[&str], within: Duration) {
-        let deadline = Instant::now() + within;
-        let mut missing: Vec<&str> =
-            wants.iter().copied().filter(|w| !self.seen.iter().any(|l| l.contains(w))).collect();
-        while !missing.is_empty() {
-            let line =
-                self.expect("", deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
-            missing.retain(|w| !line.contains(w));
+        if let Err(e) = self.out.try_expect_all(wants, within) {
+            panic!("{e}; stderr: {}", self.stderr())
         }
     }
 
     /// Every line printed so far and until the output closes (after exit).
     pub fn rest_of_output(&mut self, within: Duration) -> Vec<String> {
-        let deadline = Instant::now() + within;
-        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            self.seen.push(line);
-        }
-        self.seen.clone()
+        self.out.rest(within)
     }
 
     pub fn stderr(&self) -> String {
@@ -241,16 +243,14 @@ impl Shim {
 
     /// Wait until shim's stderr contains `want` (a log line with `-v`: shim's own handshake).
     pub fn expect_stderr(&self, want: &str, within: Duration) {
-        if wait_for(within, || self.stderr().contains(want).then_some(())).is_none() {
-            panic!("stderr never said {want:?} within {within:?}: {}", self.stderr());
-        }
+        self.expect_stderr_times(want, 1, within);
     }
 
     /// Wait until shim's stderr holds `want` at least `times` times (shim's `-v` lines as a
     /// handshake: each stop signal it has taken in is one line).
     pub fn expect_stderr_times(&self, want: &str, times: usize, within: Duration) {
         if wait_for(within, || (self.stderr().matches(want).count() >= times).then_some(())).is_none() {
-            panic!("stderr never said {want:?} {times} times within {within:?}: {}", self.stderr());
+            panic!("stderr never said {want:?} {times} time(s) within {within:?}: {}", self.stderr());
         }
     }
 
@@ -270,21 +270,9 @@ impl Shim {
 
     /// Wait for shim to exit; its code and when it exited. Panics after `within`.
     pub fn wait(&mut self, within: Duration) -> (i32, Instant) {
-        if let Some(e) = self.exit {
-            return e;
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.outer.try_wait().expect("wait") {
-                use std::os::unix::process::ExitStatusExt;
-                let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-                self.exit = Some((code, Instant::now()));
-                return self.exit.unwrap();
-            }
-            if Instant::now() > deadline {
-                panic!("shim did not exit within {within:?}; stderr: {}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        match wait_for(within, || self.wait_nohang()) {
+            Some(exit) => exit,
+            None => panic!("shim did not exit within {within:?}; stderr: {}", self.stderr()),
         }
     }
 
@@ -292,9 +280,7 @@ impl Shim {
     pub fn wait_nohang(&mut self) -> Option<(i32, Instant)> {
         if self.exit.is_none() {
             if let Some(status) = self.outer.try_wait().expect("wait") {
-                use std::os::unix::process::ExitStatusExt;
-                let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-                self.exit = Some((code, Instant::now()));
+                self.exit = Some((exit_code(status), Instant::now()));
             }
         }
         self.exit
@@ -313,14 +299,94 @@ impl Drop for Shim {
         }
         // Kill by pid: the whole tree below shim first (as subreaper it may own processes in
         // other groups), then shim, then the outer process.
-        for pid in descendants(self.pid).into_iter().rev() {
-            // SAFETY: kill takes two integers.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        // SAFETY: as above.
+        kill_descendants(self.pid);
+        // SAFETY: kill takes two integers.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
         let _ = self.outer.kill();
         let _ = self.outer.wait();
+    }
+}
+
+/// A process's exit code as a shell shows it: 128+N for death by signal N.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// The lines a process writes to a pipe, read on a thread of their own, so a test waits for
+/// each with a deadline.
+pub struct Lines {
+    rx: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn of(source: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(source).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx, seen: Vec::new() }
+    }
+
+    /// Wait for a new line that contains `want`; return it, or say what came instead.
+    pub fn try_expect(&mut self, want: &str, within: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(want) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => {
+                    let tail = &self.seen[self.seen.len().saturating_sub(20)..];
+                    return Err(format!(
+                        "no line with {want:?} within {within:?}; {} lines so far, the last: {tail:?}",
+                        self.seen.len()
+                    ));
+                }
+            }
+        }
+    }
+
+    pub fn expect(&mut self, want: &str, within: Duration) -> String {
+        self.try_expect(want, within).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Wait until a line containing each of `wants` has been seen, in any order, counting
+    /// those seen already.
+    pub fn try_expect_all(&mut self, wants: &[&str], within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let mut missing: Vec<&str> =
+            wants.iter().copied().filter(|w| !self.seen.iter().any(|l| l.contains(w))).collect();
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let line = self.try_expect("", left)?;
+            missing.retain(|w| !line.contains(w));
+        }
+        Ok(())
+    }
+
+    pub fn expect_all(&mut self, wants: &[&str], within: Duration) {
+        self.try_expect_all(wants, within).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every line seen so far and until the source closes (or `within` passed).
+    pub fn rest(&mut self, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        while let Ok(line) = self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
+    pub fn seen(&self) -> &[String] {
+        &self.seen
     }
 }
 
@@ -346,6 +412,28 @@ impl Drop for Deadline {
     fn drop(&mut self) {
         drop(self.0.take());
     }
+}
+
+/// Run `cmd` to completion, stdin from /dev/null, stdout and stderr captured; SIGKILLed if it
+/// takes longer than `within`.
+pub fn output_within(cmd: &mut Command, within: Duration) -> Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start");
+    let _deadline = Deadline::new(child.id(), within);
+    child.wait_with_output().expect("wait")
+}
+
+/// The write end of a pipe whose read end is closed everywhere, so that every write to it
+/// fails with EPIPE. A child another test forks meanwhile may hold the read end until its
+/// exec (close-on-exec), so write until EPIPE says no reader is left: none can come back.
+pub fn broken_pipe() -> OwnedFd {
+    use nix::errno::Errno;
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("create a pipe");
+    drop(read);
+    let broken = wait_for(Duration::from_secs(5), || {
+        matches!(nix::unistd::write(&write, b"x"), Err(Errno::EPIPE)).then_some(())
+    });
+    broken.expect("the pipe's read end stayed open elsewhere");
+    write
 }
 
 /// Poll `f` every millisecond until it gives a value or `within` passes. For state only /proc
@@ -413,6 +501,15 @@ pub fn descendants(root: i32) -> Vec<i32> {
     proctree::descendants(root, &processes()).iter().map(|e| e.pid).collect()
 }
 
+/// SIGKILL every descendant of `root`, the deepest first, so that none is left to be
+/// re-parented; SIGKILL ends stopped ones too.
+pub fn kill_descendants(root: i32) {
+    for pid in descendants(root).into_iter().rev() {
+        // SAFETY: kill takes two integers.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
 /// Zombie children of `pid`.
 pub fn zombies_of(pid: i32) -> usize {
     processes().iter().filter(|p| p.ppid == pid && p.gone).count()
@@ -425,6 +522,14 @@ pub fn alive(pid: i32) -> bool {
 
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
+}
+
+/// The same settings given as command-line options, or as SHIM_* variables.
+pub type Way<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
+/// Both ways to give the same settings: a test runs each.
+pub fn both_ways<'a>(args: &[&'a str], env: &[(&'a str, &'a str)]) -> [Way<'a>; 2] {
+    [(args.to_vec(), vec![]), (vec![], env.to_vec())]
 }
 
 /// Run shim to completion (30 s at most) and return its exit code, stdout and stderr.
