@@ -11,18 +11,22 @@ use std::time::Instant;
 fn the_stop_delay_keeps_the_program_serving_then_forwards() {
     let probe = probe();
     for mode in modes() {
-        for (opts, env) in both_ways(&["-d", "1s"], &[("SHIM_STOP_DELAY", "1s")]) {
+        for (opts, env) in both_ways(&["-v", "-d", "2s"], &[("SHIM_VERBOSE", "1"), ("SHIM_STOP_DELAY", "2s")]) {
             let mut shim = Shim::start_program(mode, &opts, &env, &[&probe, "signals", "TERM"]);
             shim.expect("ready", secs(5.0));
             let sent = Instant::now();
             shim.signal(libc::SIGTERM);
-            // Still serving during the delay: other signals go through at once.
+            // Still serving during the delay: once shim says it holds the stop, other signals
+            // go through at once, and before the stop signal.
+            shim.expect_stderr("keeps serving", secs(1.5));
             shim.signal(libc::SIGHUP);
-            shim.expect("got 1", secs(0.9));
+            shim.expect("got 1", secs(5.0));
             shim.expect("got 15", secs(5.0));
             let held = sent.elapsed();
-            assert!(held >= secs(0.95) && held < secs(2.5), "{mode:?}: SIGTERM forwarded after {held:?}, delay 1s");
+            assert!(held >= secs(1.95) && held < secs(3.5), "{mode:?}: SIGTERM forwarded after {held:?}, delay 2s");
             assert_eq!(shim.wait(secs(5.0)).0, 0);
+            let lines = shim.rest_of_output(secs(2.0));
+            assert_eq!(lines, ["ready", "got 1", "got 15"], "{mode:?}: SIGHUP must arrive during the delay");
         }
     }
 }
@@ -67,16 +71,24 @@ fn a_hook_that_overruns_the_delay_is_killed_and_the_stop_goes_on() {
     let probe = probe();
     for mode in modes() {
         let hook = format!("{probe} ignore-term");
-        let mut shim = Shim::start_program(mode, &["-d", "1s", "-p", &hook], &[], &[&probe, "signals", "TERM"]);
+        // The program outlives the stop signal (it exits on SIGHUP), so shim is still there
+        // to be looked at once the hook has been dealt with.
+        let mut shim = Shim::start_program(mode, &["-d", "1s", "-p", &hook], &[], &[&probe, "signals", "HUP"]);
         shim.expect("ready", secs(5.0));
+        let program = shim.main_child();
         let sent = Instant::now();
         shim.signal(libc::SIGTERM);
         shim.expect("ready", secs(5.0));
+        let hook = children(shim.pid).into_iter().find(|&p| p != program).expect("the hook is shim's child");
         shim.expect("got 15", secs(5.0));
         assert!(sent.elapsed() < secs(2.5), "{mode:?}: the hook held the stop for {:?}", sent.elapsed());
+        // Killed and reaped: no longer shim's child, not even a zombie.
+        let gone = wait_for(secs(5.0), || (!children(shim.pid).contains(&hook)).then_some(()));
+        assert!(gone.is_some(), "{mode:?}: the hook {hook} was left running or unreaped");
+        assert!(!alive(hook), "{mode:?}: the hook {hook} is still alive");
+        shim.signal(libc::SIGHUP);
         assert_eq!(shim.wait(secs(5.0)).0, 0);
         assert!(shim.full_stderr(secs(5.0)).contains("shim: pre-stop hook overran its time: killing it"));
-        assert!(descendants(shim.pid).is_empty(), "{mode:?}: the hook was left running");
     }
 }
 
