@@ -11,8 +11,9 @@ use std::time::Instant;
 
 #[test]
 fn fork_failing_for_the_process_limit_is_125_with_what_to_do() {
-    if !namespaces_available() {
-        return; // needs root to switch to an unprivileged user
+    // Root, to switch to an unprivileged user.
+    if !root_available() {
+        return;
     }
     // Root is exempt from RLIMIT_NPROC, so run as nobody with a limit of one process.
     let out = output_within(

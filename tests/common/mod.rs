@@ -2,6 +2,10 @@
 //! namespace, through `unshare`) or as a subreaper that is not PID 1; read what the program
 //! prints line by line with a deadline (handshakes, not sleeps); send real signals; look at
 //! real process state in /proc; and kill by pid whatever a test leaves behind.
+//!
+//! Where this machine cannot run shim as PID 1 (not root, no `unshare`), the PID-1 half of
+//! each test prints why and is skipped; with `SHIM_TEST_REQUIRE_PID1=1` (CI sets it) that is a
+//! failure instead, so a suite that tested less cannot pass.
 #![allow(dead_code)]
 // Signals by number (real-time ones included) need libc::kill; each use is a plain syscall.
 #![allow(unsafe_code)]
@@ -61,27 +65,42 @@ pub enum Mode {
 pub const BOTH: [Mode; 2] = [Mode::Pid1, Mode::Subreaper];
 
 /// Whether this machine lets the tests make PID namespaces (root and unshare). When it does
-/// not, a test in PID 1 mode prints why and returns: it cannot say anything here.
+/// not, a test in PID 1 mode prints why and returns (or fails: see [`unavailable`]).
 pub fn namespaces_available() -> bool {
-    static OK: OnceLock<Result<(), String>> = OnceLock::new();
-    let ok = OK.get_or_init(|| {
-        // SAFETY: geteuid only reads.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err("not root".into());
+    static WHY_NOT: OnceLock<Option<String>> = OnceLock::new();
+    let why_not = WHY_NOT.get_or_init(|| {
+        if !is_root() {
+            return Some("not root".into());
         }
         match Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).status() {
-            Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err(format!("unshare --pid failed: {s}")),
-            Err(e) => Err(format!("no unshare: {e}")),
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(format!("unshare --pid failed: {s}")),
+            Err(e) => Some(format!("no unshare: {e}")),
         }
     });
-    match ok {
-        Ok(()) => true,
-        Err(why) => {
-            eprintln!("skipping: PID namespaces unavailable ({why})");
-            false
-        }
+    why_not.as_ref().is_none_or(|why| unavailable("PID namespaces", why))
+}
+
+/// Whether the tests run as root, which a test that switches to another user needs; the
+/// PID-1 tests need it too, so its absence is treated alike.
+pub fn root_available() -> bool {
+    is_root() || unavailable("root", "not root")
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid only reads.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// What a test does when this machine cannot run its PID-1 part: print why and skip it
+/// (false), or, under `SHIM_TEST_REQUIRE_PID1` (any value but empty or `0`), fail.
+fn unavailable(what: &str, why: &str) -> bool {
+    let required = std::env::var("SHIM_TEST_REQUIRE_PID1").is_ok_and(|v| !v.is_empty() && v != "0");
+    if required {
+        panic!("{what} unavailable ({why}), and SHIM_TEST_REQUIRE_PID1 is set: the PID-1 tests must run");
     }
+    eprintln!("skipping: {what} unavailable ({why})");
+    false
 }
 
 /// Modes this machine can run, with a printed reason for any it cannot.
