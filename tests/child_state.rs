@@ -33,20 +33,9 @@ fn inheritable_fds() -> Vec<i32> {
 
 /// SigIgn of `cat` started the way shim is in `mode`, without shim: what shim inherits.
 fn inherited_ignored(mode: Mode, wrapper: &[&str]) -> u64 {
-    let mut cmd = match mode {
-        Mode::Pid1 => {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
-            c
-        }
-        Mode::Subreaper => Command::new(wrapper.first().copied().unwrap_or("env")),
-    };
-    if mode == Mode::Pid1 {
-        cmd.args(wrapper);
-    } else {
-        cmd.args(wrapper.iter().skip(1));
-    }
-    let out = cmd.args(["cat", "/proc/self/status"]).stderr(Stdio::null()).output().unwrap();
+    let (first, rest) = wrapper.split_first().unwrap_or((&"env", &[]));
+    let out =
+        command(mode, first).args(rest).args(["cat", "/proc/self/status"]).stderr(Stdio::null()).output().unwrap();
     u64::from_str_radix(field(&String::from_utf8_lossy(&out.stdout), "SigIgn"), 16).unwrap()
 }
 

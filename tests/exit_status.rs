@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::process::Command;
 
 #[test]
 fn the_programs_exit_code_passes_through() {
@@ -77,7 +78,7 @@ fn a_program_not_executable_in_one_path_entry_but_found_later_runs() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("true"), "not executable").unwrap();
     let path = format!("{}:/usr/bin:/bin", dir.display());
-    let out = std::process::Command::new(shim_bin()).arg("true").env("PATH", &path).output().unwrap();
+    let out = output_within(Command::new(shim_bin()).arg("true").env("PATH", &path), secs(10.0));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -93,7 +94,7 @@ fn bad_usage_is_2_with_what_is_wrong_then_usage() {
         (&["--forward-to", "everyone", "true"], &[], "shim: --forward-to: 'everyone'"),
     ];
     for (args, env, want) in cases {
-        let out = std::process::Command::new(shim_bin()).args(args).envs(env.iter().copied()).output().unwrap();
+        let out = output_within(Command::new(shim_bin()).args(args).envs(env.iter().copied()), secs(10.0));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let lines: Vec<&str> = err.lines().collect();
@@ -107,14 +108,14 @@ fn bad_usage_is_2_with_what_is_wrong_then_usage() {
 #[test]
 fn help_and_version_go_to_stdout_and_exit_0() {
     for flag in ["-h", "--help"] {
-        let out = std::process::Command::new(shim_bin()).arg(flag).output().unwrap();
+        let out = output_within(Command::new(shim_bin()).arg(flag), secs(10.0));
         assert_eq!(out.status.code(), Some(0));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("usage: shim") && text.contains("--grace"), "{text}");
         assert!(out.stderr.is_empty());
     }
     for flag in ["-V", "--version"] {
-        let out = std::process::Command::new(shim_bin()).arg(flag).output().unwrap();
+        let out = output_within(Command::new(shim_bin()).arg(flag), secs(10.0));
         assert_eq!(out.status.code(), Some(0));
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("shim {}\n", env!("CARGO_PKG_VERSION")));
     }
@@ -122,10 +123,18 @@ fn help_and_version_go_to_stdout_and_exit_0() {
 
 #[test]
 fn help_into_a_closed_pipe_does_not_crash() {
-    use std::process::Stdio;
-    let mut child = std::process::Command::new(shim_bin()).arg("--help").stdout(Stdio::piped()).spawn().unwrap();
-    drop(child.stdout.take());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // Closed before shim starts, so its one write of the help fails for sure.
+    let child = Command::new(shim_bin())
+        .arg("--help")
+        .stdout(broken_pipe())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _deadline = Deadline::new(child.id(), secs(10.0));
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err, "", "a closed stdout is no error");
 }
 
 #[test]

@@ -84,11 +84,9 @@ fn forward_to_group_reaches_the_whole_group() {
 fn forward_to_child_reaches_the_child_alone() {
     let probe = probe();
     for mode in modes() {
-        for (args, env) in [(vec!["--forward-to", "child"], vec![]), (vec![], vec![("SHIM_FORWARD_TO", "child")])] {
+        for (opts, env) in both_ways(&["--forward-to", "child"], &[("SHIM_FORWARD_TO", "child")]) {
             let script = group_script(&probe);
-            let mut all = args.clone();
-            all.extend(["sh", "-c", &script]);
-            let mut shim = Shim::start_with(mode, &all, Options { env: &env, ..Options::default() });
+            let mut shim = Shim::start_program(mode, &opts, &env, &["sh", "-c", &script]);
             shim.expect("ready", secs(5.0));
             shim.signal(libc::SIGUSR1);
             shim.expect("sh-got-usr1", secs(5.0));

@@ -9,10 +9,8 @@ use common::*;
 fn a_program_ignoring_sigterm_is_killed_when_the_grace_period_ends() {
     let probe = probe();
     for mode in modes() {
-        for (args, env) in [(vec!["-g", "2s"], vec![]), (vec![], vec![("SHIM_GRACE", "2s")])] {
-            let mut all = args.clone();
-            all.extend([probe.as_str(), "ignore-term"]);
-            let mut shim = Shim::start_with(mode, &all, Options { env: &env, ..Options::default() });
+        for (opts, env) in both_ways(&["-g", "2s"], &[("SHIM_GRACE", "2s")]) {
+            let mut shim = Shim::start_program(mode, &opts, &env, &[&probe, "ignore-term"]);
             shim.expect("ready", secs(5.0));
             let sent = std::time::Instant::now();
             shim.signal(libc::SIGTERM);
