@@ -77,7 +77,7 @@ Options; each also set by its SHIM_* variable, the command line wins:
       --forward-to WHO      the program's 'group', or 'child' [SHIM_FORWARD_TO]
       --pdeathsig SIG       get SIG when shim's parent dies [SHIM_PDEATHSIG]
   -v, --verbose             log events; repeat for more [SHIM_VERBOSE=0-3]
-  -h, --help / -V, --version          DURATION: 10s, 500ms, 1m30s; bare: seconds
+  -h, --help / -V, --version    DURATION as Go's: 1.5s, 500ms, 1m30s; 7 is 7s
 
 A third stop signal, or a second Ctrl-C, SIGKILLs everything at once. Exit: the
 program's, or 128+N if signal N killed it; 2 usage; 125 shim failed; 126 program
