@@ -91,7 +91,7 @@ Options, each also set by its SHIM_* variable (the command line wins):
     }
     h.push_str(
         "
-DURATION: 10s, 500ms, 1m30s; a bare number is seconds. SIG: TERM, 15, RTMIN+3.
+DURATION as Go writes it: 1.5s, 500ms, 1m30s; a bare 7 is 7s. SIG: TERM, 15.
 A third stop signal, or a second Ctrl-C, SIGKILLs everything at once. Exit: the
 program's, or 128+N if signal N killed it; 2 usage; 125 shim failed; 126 program
 not executable; 127 program not found.

@@ -86,14 +86,20 @@ fn a_program_not_executable_in_one_path_entry_but_found_later_runs() {
 #[test]
 fn bad_usage_is_2_with_what_is_wrong_then_usage() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: &[Case] = &[
         (&[], &[], "shim: no program to run"),
         (&["--frobnicate", "true"], &[], "shim: unknown option '--frobnicate'"),
         (&["-g", "soon", "true"], &[], "shim: --grace: invalid duration 'soon'"),
         (&["true"], &[("SHIM_GRACE", "soon")], "shim: SHIM_GRACE: invalid duration 'soon'"),
         (&["--forward-to", "everyone", "true"], &[], "shim: --forward-to: 'everyone'"),
+        (&["--grace", "-1s", "true"], &[], "shim: --grace: '-1s' is negative"),
+        (&["-g", "1x", "true"], &[], "shim: --grace: unknown unit 'x' in '1x' (units: ns, us, ms, s, m, h)"),
+        (&["-g1e3", "true"], &[], "shim: --grace: '1e3': exponents are not accepted"),
+        (&["true"], &[("SHIM_STOP_DELAY", "1e3")], "shim: SHIM_STOP_DELAY: '1e3': exponents are not accepted"),
+        (&["--stop-delay=", "true"], &[], "shim: --stop-delay: empty duration"),
+        (&["-g", "2562048h", "true"], &[], "shim: --grace: '2562048h' is too large (at most 2562047h47m16.854775807s"),
     ];
-    for (args, env, want) in cases {
+    for &(args, env, want) in cases {
         let out = output_within(Command::new(shim_bin()).args(args).envs(env.iter().copied()), secs(10.0));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -233,5 +239,39 @@ fn log_lines_say_the_times_that_apply() {
             "{mode:?}: {line}"
         );
         let _ = shim.wait(secs(10.0));
+    }
+}
+
+/// Durations in Go's grammar reach the timer: a fractional grace period and one in
+/// milliseconds from the variable are what the SIGKILL waits for; a stop delay written as a
+/// sequence with a fraction is taken in full.
+#[test]
+fn durations_in_gos_grammar_are_honoured() {
+    let ignore_term = "trap '' TERM; echo ready; while :; do sleep 1; done";
+    for mode in modes() {
+        for (args, env, shown, least, most) in [
+            (&["-v", "--grace", "1.5s"][..], &[][..], "left in 1.5s", 1.4, 5.0),
+            (&["-v"][..], &[("SHIM_GRACE", "250ms")][..], "left in 250ms", 0.2, 3.0),
+        ] {
+            let all: Vec<&str> = args.iter().copied().chain(["sh", "-c", ignore_term]).collect();
+            let mut shim = Shim::start_with(mode, &all, Options { env, ..Options::default() });
+            shim.expect("ready", secs(10.0));
+            let sent = std::time::Instant::now();
+            shim.signal(libc::SIGTERM);
+            shim.expect_stderr(shown, secs(5.0));
+            let (code, at) = shim.wait(secs(10.0));
+            let took = at.duration_since(sent).as_secs_f64();
+            assert_eq!(code, 137, "{mode:?} {args:?} {env:?}: {}", shim.stderr());
+            assert!((least..most).contains(&took), "{mode:?} {args:?} {env:?}: SIGKILL after {took:.3}s");
+        }
+
+        // 90.5 s of delay: the log says so, and a second stop signal forwards at once.
+        let mut shim = Shim::start(mode, &["-v", "--stop-delay", "1m30.5s", "sh", "-c", "echo ready; sleep 30"]);
+        shim.expect("ready", secs(10.0));
+        shim.signal(libc::SIGTERM);
+        shim.expect_stderr("keeps serving for up to 90.", secs(5.0));
+        shim.signal(libc::SIGTERM);
+        let (code, _) = shim.wait(secs(10.0));
+        assert_eq!(code, 143, "{mode:?}: {}", shim.stderr());
     }
 }
