@@ -1,5 +1,5 @@
 //! The command line and the `SHIM_*` environment variables, turned into a [`Config`]
-//! (SPEC §1). Pure: the environment is passed in as a lookup function so tests need no
+//! (the contract's "Command line"). Pure: the environment is passed in as a lookup function so tests need no
 //! process state.
 //!
 //! Parsing is by hand rather than with an argument crate: options end at `--` or at the first

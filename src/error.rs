@@ -1,5 +1,5 @@
 //! shim's one error type: a message that reads as one `shim:` line saying what failed and
-//! what to do, and the exit code that goes with it (SPEC §5).
+//! what to do, and the exit code that goes with it (the contract's "Exit status").
 
 use std::ffi::OsStr;
 use std::fmt;

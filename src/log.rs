@@ -1,5 +1,5 @@
 //! shim's own log lines on stderr: one `shim: ...` line per event, each in a single
-//! unbuffered write so a SIGKILL right after loses nothing (SPEC §6). No logging framework:
+//! unbuffered write so a SIGKILL right after loses nothing (the contract's "Logs"). No logging framework:
 //! a level and a fixed buffer are all it takes.
 
 use std::fmt::{self, Write};

@@ -90,13 +90,13 @@ impl Sig {
         (1..=max()).map(Sig).filter(|s| *s != SIGKILL && *s != SIGSTOP)
     }
 
-    /// The signals that begin a stop (SPEC §4).
+    /// The signals that begin a stop (the contract's "Stopping").
     pub fn is_stop(self) -> bool {
         matches!(self.0, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
     }
 
     /// Synchronous fault signals: sent to shim they mean nothing to the program, so they are
-    /// not forwarded (SPEC §3).
+    /// not forwarded (the contract's "Running").
     pub fn is_fault(self) -> bool {
         matches!(
             self.0,

@@ -1,4 +1,4 @@
-//! SPEC §2.3: what the program starts with — an empty signal mask, default dispositions for
+//! The contract's "Start": what the program starts with — an empty signal mask, default dispositions for
 //! what shim changed, its own process group, the caller's cwd, environment and fds, no fd of
 //! shim's — and what shim keeps for itself after the spawn: no inherited fd, no cwd.
 

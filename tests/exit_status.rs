@@ -1,4 +1,4 @@
-//! SPEC §1 and §5 with the real binary: the exit status tells the truth, exec failures are
+//! The contract's "Command line" and "Exit status" with the real binary: the exit status tells the truth, exec failures are
 //! reported (not guessed), and bad usage is one line plus the usage line.
 
 mod common;

@@ -1,4 +1,4 @@
-//! SPEC §2.4 and §3 with real signals: what shim receives reaches the program (or its group),
+//! The contract's "Start" and "Running" with real signals: what shim receives reaches the program (or its group),
 //! faults do not, nothing is lost right after start, and a storm does not break it.
 
 mod common;

@@ -1,4 +1,4 @@
-//! SPEC §4 with real processes: the stop waits for everything shim is responsible for, the
+//! The contract's "Stopping" with real processes: the stop waits for everything shim is responsible for, the
 //! main child exiting does not cut it short, the grace period ends in SIGKILL of all that is
 //! left, and leftovers of a main child that exits on its own are stopped too.
 

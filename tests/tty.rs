@@ -1,4 +1,4 @@
-//! SPEC §2.3 and §3 on a real pseudo-terminal: shim hands the terminal's foreground to the
+//! The contract's "Start" and "Running" on a real pseudo-terminal: shim hands the terminal's foreground to the
 //! program's group, so typed lines reach the program and Ctrl-C reaches it through the terminal
 //! driver (not through shim); and, when shim is not PID 1, Ctrl-Z in an interactive shell stops
 //! the program and then shim, the shell gets the terminal back, and `fg` resumes both; `bg`
