@@ -13,6 +13,7 @@ pub mod exit;
 pub mod fuzzing;
 pub mod log;
 pub mod machine;
+pub mod persona;
 pub mod proctree;
 pub mod signals;
 pub mod supervisor;
