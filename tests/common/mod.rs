@@ -106,11 +106,13 @@ pub const ALL_BLOCKED: &str = "fffffffffffbfeff";
 pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     pub stdin: Stdio,
+    /// The binary to start instead of [`shim_bin`]: shim installed under another name.
+    pub bin: Option<&'a str>,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { env: &[], stdin: Stdio::null() }
+        Options { env: &[], stdin: Stdio::null(), bin: None }
     }
 }
 
@@ -120,14 +122,15 @@ impl Shim {
     }
 
     pub fn start_with(mode: Mode, args: &[&str], opts: Options) -> Shim {
+        let bin = opts.bin.unwrap_or(shim_bin());
         let mut cmd = match mode {
             Mode::Pid1 => {
                 let mut c = Command::new("unshare");
                 // --kill-child: if unshare dies, the namespace goes with it.
-                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", shim_bin()]);
+                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", bin]);
                 c
             }
-            Mode::Subreaper => Command::new(shim_bin()),
+            Mode::Subreaper => Command::new(bin),
         };
         cmd.args(args).stdin(opts.stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in opts.env {
