@@ -83,6 +83,27 @@ pub fn reset_dispositions() -> Result<(), Errno> {
     Ok(())
 }
 
+/// rt_sigtimedwait(2) on every catchable signal: the syscall's result and the siginfo it
+/// filled. Async-signal-safe, so the key watch uses it after fork too.
+fn take_signal(timeout: Option<&libc::timespec>) -> (libc::c_long, libc::siginfo_t) {
+    let ts_ptr = timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the mask is a valid u64 of KERNEL_SIGSET_SIZE bytes, info is writable, and ts_ptr
+    // is NULL or points to a timespec that outlives the call. The raw syscall, because libc's
+    // wrapper may strip its reserved signals from the set.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &ALL_CATCHABLE as *const u64,
+            &mut info as *mut libc::siginfo_t,
+            ts_ptr,
+            KERNEL_SIGSET_SIZE,
+        )
+    };
+    (rc, info)
+}
+
 /// What waiting for a signal gave.
 #[derive(Debug)]
 pub enum Wait {
@@ -99,21 +120,7 @@ pub fn wait_signal(timeout: Option<Duration>) -> Result<Wait, Errno> {
         tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX) as _,
         tv_nsec: d.subsec_nanos().into(),
     });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: the mask is a valid u64 of KERNEL_SIGSET_SIZE bytes, info is writable, and ts_ptr
-    // is NULL or points to a timespec that outlives the call. The raw syscall, because libc's
-    // wrapper may strip its reserved signals from the set.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigtimedwait,
-            &ALL_CATCHABLE as *const u64,
-            &mut info as *mut libc::siginfo_t,
-            ts_ptr,
-            KERNEL_SIGSET_SIZE,
-        )
-    };
+    let (rc, info) = take_signal(ts.as_ref());
     if rc < 0 {
         return match Errno::last() {
             Errno::EAGAIN | Errno::EINTR => Ok(Wait::Nothing),
@@ -430,19 +437,7 @@ fn watch_keys(group: Pid, shim: libc::pid_t) -> ! {
     // process. Every signal is taken off the queue, or real-time ones forwarded to the group
     // would pile up here against the user's limit of pending signals.
     loop {
-        // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: as in wait_signal: a valid mask of KERNEL_SIGSET_SIZE bytes, a writable
-        // siginfo, no timeout.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigtimedwait,
-                &ALL_CATCHABLE as *const u64,
-                &mut info as *mut libc::siginfo_t,
-                std::ptr::null::<libc::timespec>(),
-                KERNEL_SIGSET_SIZE,
-            )
-        };
+        let (rc, info) = take_signal(None);
         let key = matches!(rc as libc::c_int, libc::SIGINT | libc::SIGQUIT);
         if key && info.si_code == libc::SI_KERNEL {
             // SAFETY: kill takes two integers. If shim is gone, so is this process.
