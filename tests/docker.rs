@@ -311,7 +311,7 @@ fn docker_end_to_end() {
     std::fs::remove_dir_all(&dist_ctx).unwrap();
     assert_eq!(
         docker(&["run", "--rm", "--network", "none", &images.name("dist"), "--version"]).unwrap(),
-        format!("shim {}", env!("CARGO_PKG_VERSION"))
+        version_line().trim_end()
     );
     for example in ["shell-form", "third-party", "slow-drain"] {
         let dir = workspace().join("docker/examples").join(example);
