@@ -103,8 +103,14 @@ not executable; 127 program not found.
 /// Where `--help` starts an option's text.
 const HELP_COLUMN: usize = 28;
 
+/// `shim 0.1.0 - git.0123456789ab (shim_0_1_0)`: the version, then the commit stamped by
+/// build.rs, in the `NAME - git.COMMIT` shape container engines read from their init's
+/// `--version`. Docker (20.10 and later) keeps only what follows `git.`, shows it as
+/// `docker info`'s "init version", and rejects it if it holds another dot; so that line also
+/// names the version, spelt without dots. Any other shape makes dockerd warn and show N/A.
 pub fn version() -> String {
-    format!("shim {}\n", env!("CARGO_PKG_VERSION"))
+    let version = env!("CARGO_PKG_VERSION");
+    format!("shim {version} - git.{} (shim_{})\n", env!("SHIM_COMMIT"), version.replace('.', "_"))
 }
 
 /// What an option does with the command line.

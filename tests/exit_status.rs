@@ -120,11 +120,26 @@ fn help_and_version_go_to_stdout_and_exit_0() {
         assert!(text.contains("usage: shim") && text.contains("--grace"), "{text}");
         assert!(out.stderr.is_empty());
     }
+    let want = version_line();
     for flag in ["-V", "--version"] {
         let out = output_within(Command::new(shim_bin()).arg(flag), secs(10.0));
         assert_eq!(out.status.code(), Some(0));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("shim {}\n", env!("CARGO_PKG_VERSION")));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+        assert!(out.stderr.is_empty());
     }
+}
+
+#[test]
+fn the_version_line_reads_as_an_init_version_to_docker() {
+    // dockerd runs its init with --version and takes the part after " - ", which must be
+    // `git.` then text with no other dot; `docker info` shows that text as "init version".
+    let out = std::process::Command::new(shim_bin()).arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let after_dash = text.split(" - ").nth(1).expect("a ' - ' in the version line").trim();
+    let shown = after_dash.strip_prefix("git.").expect("git. after the dash");
+    assert!(!shown.contains('.'), "Docker rejects a second dot: {text}");
+    assert!(!text.starts_with("tini version "), "{text}");
+    assert_eq!(shown, init_version(), "{text}");
 }
 
 #[test]

@@ -10,6 +10,8 @@
 // Signals by number (real-time ones included) need libc::kill; each use is a plain syscall.
 #![allow(unsafe_code)]
 
+pub mod engine;
+
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
@@ -561,4 +563,21 @@ pub fn run(mode: Mode, args: &[&str]) -> (i32, String, String) {
     let (code, _) = shim.wait(Duration::from_secs(30));
     let out = shim.rest_of_output(Duration::from_secs(5)).join("\n");
     (code, out, shim.full_stderr(Duration::from_secs(5)))
+}
+
+/// What a container engine shows as the init's version: the commit the tree is at (12 hex
+/// digits, `unknown` without git), as build.rs stamps it, then the version without dots.
+pub fn init_version() -> String {
+    let out =
+        Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(env!("CARGO_MANIFEST_DIR")).output();
+    let commit = match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => "unknown".to_string(),
+    };
+    format!("{commit} (shim_{})", env!("CARGO_PKG_VERSION").replace('.', "_"))
+}
+
+/// The whole line `shim --version` prints.
+pub fn version_line() -> String {
+    format!("shim {} - git.{}\n", env!("CARGO_PKG_VERSION"), init_version())
 }
