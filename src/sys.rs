@@ -419,7 +419,14 @@ pub fn spawn_key_watch(group: Pid) -> Result<Pid, Errno> {
     // SAFETY: single-threaded (the module's contract), and the child
     // calls only async-signal-safe functions (prctl, getppid, setpgid, rt_sigtimedwait, kill).
     match unsafe { unistd::fork() }? {
-        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Parent { child } => {
+            // Join it to the group from this side too, as spawn does for the program: a key
+            // typed before the watch first gets to run must still reach it, and under load
+            // that first run can come after the program has printed and been signalled. If
+            // the group is gone, the watch's own call fails and it exits.
+            let _ = unistd::setpgid(child, group);
+            Ok(child)
+        }
         ForkResult::Child => watch_keys(group, shim),
     }
 }
