@@ -1,5 +1,6 @@
-//! The inits measured side by side: shim, the peers that are installed, and the floor (the
-//! program run with no init). How each is invoked, its version, size and linkage, and the
+//! The inits measured side by side: shim, the peers that are installed, the floor (the
+//! program run with no init), and the minimal init (the least any init can do, the yardstick
+//! of shim's start-up). How each is invoked, its version, size and linkage, and the
 //! limits of each that the figures run into, as observed on this machine.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,11 @@ use crate::sys::Namespace;
 
 /// The row name of the floor.
 pub const FLOOR: &str = "no init";
+
+/// The row name of the minimal init: not a peer (it does nothing a real init must, no grace
+/// period, no process group, no logging), but what start-up and exit cost when an init does
+/// nothing else.
+pub const MINIMAL: &str = "minimal-init";
 
 pub struct Init {
     pub name: String,
@@ -213,8 +219,27 @@ pub fn floor() -> Init {
     }
 }
 
-/// The floor, shim, then every installed peer; and the peers that are not installed.
-pub fn discover(shim: &Path) -> (Vec<Init>, Vec<Skipped>) {
+fn minimal(path: &Path) -> Init {
+    Init {
+        name: MINIMAL.to_string(),
+        path: Some(path.to_path_buf()),
+        args_pid1: vec!["--".to_string()],
+        args_host: vec!["--".to_string()],
+        version_args: vec!["--version".to_string()],
+        version: first_line(path, &["--version"], Duration::from_secs(5)).unwrap_or_default(),
+        notes: vec![
+            "bench/minimal-init/minimal-init.c, static with musl: blocks every signal, vforks and execs the program, \
+             forwards every signal to it, reaps, exits with its status. Nothing a real init needs besides (no grace \
+             period, no process group, no terminal, no logging): the least an init can cost, never a peer"
+                .to_string(),
+            "not PID 1 it is no subreaper: orphans pass it by".to_string(),
+        ],
+    }
+}
+
+/// The floor, shim, the minimal init, then every installed peer; and the peers that are not
+/// installed.
+pub fn discover(shim: &Path, minimal_init: &Path) -> (Vec<Init>, Vec<Skipped>) {
     let timeout = Duration::from_secs(5);
     let mut inits = vec![
         floor(),
@@ -230,6 +255,7 @@ pub fn discover(shim: &Path) -> (Vec<Init>, Vec<Skipped>) {
                 "not PID 1 it makes itself a subreaper".to_string(),
             ],
         },
+        minimal(minimal_init),
     ];
     let mut skipped = Vec::new();
     for peer in peers() {

@@ -1,6 +1,7 @@
-//! Build what is measured: shim's static release binary, exactly as it ships, and the bench
-//! child, in a target directory of their own so this never waits on the lock of a `cargo
-//! build` or `cargo test` running in the main one.
+//! Build what is measured: shim's static release binary, exactly as it ships, the bench
+//! child, and the floor's minimal init (C, static with musl), in a target directory of their
+//! own so this never waits on the lock of a `cargo build` or `cargo test` running in the main
+//! one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +13,8 @@ pub const TARGET: &str = "x86_64-unknown-linux-musl";
 pub struct Built {
     pub shim: PathBuf,
     pub child: PathBuf,
+    /// The least an init can do (bench/minimal-init/minimal-init.c): the floor of figure 1.
+    pub minimal_init: PathBuf,
     /// Where the builds went; the inits' logs go there too.
     pub target_dir: PathBuf,
 }
@@ -38,5 +41,23 @@ pub fn build(root: &Path) -> Result<Built> {
     cargo(root, &target_dir, &["-p", "shim"])?;
     cargo(root, &target_dir, &["-p", "shim-bench", "--bin", "bench-child"])?;
     let out = target_dir.join(TARGET).join("release");
-    Ok(Built { shim: out.join("shim"), child: out.join("bench-child"), target_dir })
+    let minimal_init = build_minimal_init(root, &target_dir)?;
+    Ok(Built { shim: out.join("shim"), child: out.join("bench-child"), minimal_init, target_dir })
+}
+
+/// The C compiler for the minimal init: musl's wrapper, so that it is as static and as small
+/// as shim's own C library makes shim.
+const MUSL_GCC: &str = "musl-gcc";
+
+fn build_minimal_init(root: &Path, target_dir: &Path) -> Result<PathBuf> {
+    let source = root.join("bench").join("minimal-init").join("minimal-init.c");
+    let out = target_dir.join("minimal-init");
+    let mut cmd = Command::new(MUSL_GCC);
+    cmd.args(["-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror", "-o"]).arg(&out).arg(&source);
+    eprintln!("shim-bench: {cmd:?}");
+    let status = cmd.status().context(|| format!("run {MUSL_GCC} (`apt-get install musl-tools`)"))?;
+    if !status.success() {
+        return Err(Error::new(format!("build {} ({status})", source.display())));
+    }
+    Ok(out)
 }

@@ -7,12 +7,14 @@ pub mod svg;
 
 use serde_json::{json, Value};
 
-use crate::inits::FLOOR;
+use crate::inits::{FLOOR, MINIMAL};
 
 /// The one number per init that the chart and the summary table show and the targets check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     StartPid1,
+    /// Figure 1's Δ as PID 1 as a multiple of the minimal init's.
+    StartOverMinimal,
     StartHost,
     Forward,
     Storm,
@@ -25,8 +27,9 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 11] = [
         Metric::StartPid1,
+        Metric::StartOverMinimal,
         Metric::StartHost,
         Metric::Forward,
         Metric::Storm,
@@ -41,6 +44,7 @@ impl Metric {
     pub fn label(self) -> &'static str {
         match self {
             Metric::StartPid1 => "1. start + exit as PID 1: Δ over no init",
+            Metric::StartOverMinimal => "1. start + exit as PID 1: Δ as a multiple of minimal-init's",
             Metric::StartHost => "1. start + exit not as PID 1: Δ over no init",
             Metric::Forward => "2. signal forwarding round trip: Δ over direct",
             Metric::Storm => "3. signal storm: init CPU per signal",
@@ -59,6 +63,7 @@ impl Metric {
             Metric::Storm => "ns",
             Metric::ReapTime => "ms",
             Metric::Idle => "",
+            Metric::StartOverMinimal => "×",
             Metric::Rss | Metric::Binary => "KiB",
         }
     }
@@ -67,6 +72,7 @@ impl Metric {
     pub fn format(self, v: f64) -> String {
         match self {
             Metric::Idle => format!("{v:.0}"),
+            Metric::StartOverMinimal => format!("{v:.2}×"),
             _ => with_unit(v, self.unit()),
         }
     }
@@ -75,6 +81,7 @@ impl Metric {
     pub fn target(self) -> Option<f64> {
         match self {
             Metric::StartPid1 => Some(100.0),
+            Metric::StartOverMinimal => Some(1.5),
             Metric::Storm => Some(570.0),
             Metric::Reap => Some(3.3),
             Metric::Idle => Some(0.0),
@@ -106,7 +113,7 @@ pub fn init_names(doc: &Value) -> Vec<String> {
 pub fn results(doc: &Value, metric: Metric) -> &Value {
     let f = &doc["figures"];
     match metric {
-        Metric::StartPid1 => &f["start"]["pid1"],
+        Metric::StartPid1 | Metric::StartOverMinimal => &f["start"]["pid1"],
         Metric::StartHost => &f["start"]["not_pid1"],
         Metric::Forward => &f["forward"]["results"],
         Metric::Storm => &f["storm"]["results"],
@@ -125,6 +132,10 @@ pub fn value(doc: &Value, metric: Metric, init: &str) -> Option<f64> {
     let delta = |key: &str| Some(median(&e[key])? - median(&entry(list, FLOOR)?[key])?);
     match metric {
         Metric::StartPid1 | Metric::StartHost | Metric::Forward | Metric::Shutdown => delta("us"),
+        Metric::StartOverMinimal => {
+            let minimal = value(doc, Metric::StartPid1, MINIMAL).filter(|&m| m > 0.0)?;
+            Some(value(doc, Metric::StartPid1, init)? / minimal)
+        }
         Metric::Storm => median(&e["cpu_ns_per_signal"]),
         Metric::Reap => median(&e["cpu_us_per_orphan"]),
         Metric::ReapTime => median(&e["ms_to_no_zombie"]),
@@ -142,12 +153,13 @@ pub fn never_sleeps(doc: &Value, init: &str) -> bool {
     doc["inits"].as_array().into_iter().flatten().any(|i| i["name"] == init && i["never_sleeps"] == true)
 }
 
-/// The peer with the lowest value, and that value. Neither shim nor the floor is a peer, nor is
-/// an init that never sleeps: its latency costs a whole CPU, which no container can spare.
+/// The peer with the lowest value, and that value. Neither shim, the floor nor the minimal init
+/// is a peer, nor is an init that never sleeps: its latency costs a whole CPU, which no
+/// container can spare.
 pub fn best_peer(doc: &Value, metric: Metric) -> Option<(String, f64)> {
     init_names(doc)
         .into_iter()
-        .filter(|n| n != "shim" && n != FLOOR && !never_sleeps(doc, n))
+        .filter(|n| n != "shim" && n != FLOOR && n != MINIMAL && !never_sleeps(doc, n))
         .filter_map(|n| value(doc, metric, &n).map(|v| (n, v)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
 }
@@ -195,6 +207,9 @@ pub fn evaluate_targets(doc: &Value) -> Value {
                     ),
                 ]
             }
+            (Metric::StartOverMinimal, Some(limit)) => {
+                vec![(format!("Δ ≤ {}", metric.format(limit)), shown, v.map(|v| v <= limit))]
+            }
             (Metric::Forward, _) => {
                 vec![(format!("Δ ≤ the best peer's{of_best}"), shown, v.zip(best).map(|(v, b)| v <= b))]
             }
@@ -227,11 +242,14 @@ mod tests {
     fn doc() -> Value {
         let s = |m: f64| json!({ "median": m });
         json!({
-            "inits": [{ "name": FLOOR }, { "name": "shim" }, { "name": "tini" }, { "name": "catatonit" }],
+            "inits": [
+                { "name": FLOOR }, { "name": "shim" }, { "name": MINIMAL }, { "name": "tini" }, { "name": "catatonit" },
+            ],
             "figures": {
                 "start": { "pid1": [
                     { "init": FLOOR, "us": s(1000.0) },
                     { "init": "shim", "us": s(1080.0) },
+                    { "init": MINIMAL, "us": s(1050.0) },
                     { "init": "tini", "us": s(1700.0) },
                     { "init": "catatonit", "us": s(1500.0) },
                 ] },
@@ -249,6 +267,24 @@ mod tests {
         assert_eq!(value(&d, Metric::StartPid1, "shim"), Some(80.0));
         assert_eq!(best_peer(&d, Metric::StartPid1), Some(("catatonit".to_string(), 500.0)));
         assert_eq!(value(&d, Metric::Forward, "shim"), None);
+    }
+
+    #[test]
+    fn the_minimal_init_is_the_yardstick_and_never_a_peer() {
+        let d = doc();
+        // 80 µs over no init, against minimal-init's 50 µs.
+        assert_eq!(value(&d, Metric::StartOverMinimal, "shim"), Some(1.6));
+        assert_eq!(value(&d, Metric::StartOverMinimal, "tini"), Some(14.0));
+        let t = evaluate_targets(&d);
+        let ratio = t.as_array().unwrap().iter().find(|x| x["target"] == "Δ ≤ 1.50×").unwrap();
+        assert_eq!((ratio["shim"].as_str(), ratio["met"].as_bool()), (Some("1.60×"), Some(false)));
+        let mut d = d;
+        d["figures"]["start"]["pid1"][2]["us"] = s_median(1010.0);
+        assert_eq!(best_peer(&d, Metric::StartPid1), Some(("catatonit".to_string(), 500.0)));
+    }
+
+    fn s_median(m: f64) -> Value {
+        json!({ "median": m })
     }
 
     #[test]

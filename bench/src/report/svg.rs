@@ -1,13 +1,13 @@
 //! The chart the README shows: one group of horizontal bars per figure, each group scaled to
-//! its own largest value, values written on the bars, shim in its own colour, shim's target as
-//! a dashed line. Plain SVG text, drawn from the JSON: no plotting library.
+//! its own largest value, values written on the bars, shim in its own colour and the minimal
+//! init in grey, shim's target as a dashed line. Plain SVG text, drawn from the JSON: no plotting library.
 
 use std::fmt::Write;
 
 use serde_json::Value;
 
 use super::{entry, init_names, results, value, Metric};
-use crate::inits::FLOOR;
+use crate::inits::{FLOOR, MINIMAL};
 use crate::machine;
 
 const LABEL_X: f64 = 20.0;
@@ -16,6 +16,8 @@ const BAR_W: f64 = 560.0;
 const ROW_H: f64 = 18.0;
 const SHIM: &str = "#d9480f";
 const PEER: &str = "#7f94b8";
+/// The minimal init: a yardstick, not a peer.
+const MINIMAL_FILL: &str = "#b8b8b8";
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
@@ -86,7 +88,12 @@ pub fn render(doc: &Value) -> String {
         s.push_str("</text>\n");
         let top = y + 24.0;
         for (k, (init, v)) in inits.iter().zip(&values).enumerate() {
-            let (ry, fill) = (top + ROW_H * k as f64, if init == "shim" { SHIM } else { PEER });
+            let fill = match init.as_str() {
+                "shim" => SHIM,
+                MINIMAL => MINIMAL_FILL,
+                _ => PEER,
+            };
+            let ry = top + ROW_H * k as f64;
             let bold = if init == "shim" { " font-weight=\"bold\"" } else { "" };
             let end = v.map_or(BAR_X - 6.0, x_of);
             if v.is_some() {
