@@ -30,6 +30,7 @@ pub mod signals;
 mod supervisor;
 mod sys;
 
+pub use sys::arena::Arena;
 pub use sys::{block_signals, block_signals_at_load, reset_dispositions};
 
 /// Run `config.program` under supervision until everything it started is gone, and return

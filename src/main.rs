@@ -5,6 +5,13 @@ use std::io::Write;
 use shim::config::{self, Command};
 use shim::{exit, log, persona, warn};
 
+/// Start-up's allocations (a few hundred bytes for a usual command line) and those made on an
+/// event fit here; with musl's malloc the first of them would set up a heap: four syscalls and
+/// three fresh pages. Small, so that the statics after it are likely on a page that start-up
+/// touches anyway. See `shim::Arena`.
+#[global_allocator]
+static ALLOCATOR: shim::Arena<1024> = shim::Arena::new();
+
 /// Runs from `.init_array`, before Rust's runtime initialisation and `main`: the kernel drops
 /// a signal with no handler sent to PID 1, so the sooner signals are blocked (and so queued),
 /// the smaller the window in which a `docker stop` right after start is lost.

@@ -26,6 +26,8 @@ use crate::exit::Status;
 use crate::proctree;
 use crate::signals::{Received, Sig};
 
+pub mod arena;
+
 /// Every catchable signal, as the kernel's 64-bit mask (bit N-1 for signal N). SIGKILL and
 /// SIGSTOP cannot be blocked; the kernel drops them from any mask anyway.
 const ALL_CATCHABLE: u64 = !((1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1)));
