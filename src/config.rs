@@ -6,7 +6,7 @@
 //! word that is not an option, and everything after belongs to the program untouched (its own
 //! `-v` included), which general-purpose parsers get wrong or make costly in binary size.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 use crate::duration;
@@ -262,10 +262,12 @@ fn defaults() -> Config {
     }
 }
 
-/// Parse `args` (with `args[0]` the name shim was run as) and the environment.
+/// Parse `args` (with `args[0]` the name shim was run as) and the environment. The words may
+/// be borrowed (shim's own `main` lends them from argv): only the program's are copied.
 pub fn parse<I, E>(args: I, env: E) -> Result<Command, UsageError>
 where
-    I: IntoIterator<Item = OsString>,
+    I: IntoIterator,
+    I::Item: AsRef<OsStr> + Into<OsString>,
     E: Fn(&str) -> Option<OsString>,
 {
     let mut args = args.into_iter().skip(1);
@@ -276,8 +278,8 @@ where
 
     while let Some(arg) = args.next() {
         // A word that is not valid UTF-8 cannot be one of shim's options.
-        let Some(text) = arg.to_str() else {
-            config.program.push(arg);
+        let Some(text) = arg.as_ref().to_str() else {
+            config.program.push(arg.into());
             break;
         };
         if text == "--" {
@@ -316,11 +318,11 @@ where
                 }
             }
         } else {
-            config.program.push(arg);
+            config.program.push(arg.into());
             break;
         }
     }
-    config.program.extend(args);
+    config.program.extend(args.map(Into::into));
     if config.program.is_empty() {
         return Err(UsageError("no program to run".into()));
     }
@@ -359,7 +361,7 @@ fn take(
     i: usize,
     shown: &str,
     inline: Option<String>,
-    rest: &mut impl Iterator<Item = OsString>,
+    rest: &mut impl Iterator<Item = impl Into<OsString>>,
 ) -> Result<Option<Command>, UsageError> {
     let option = &OPTIONS[i];
     match option.kind {
@@ -382,12 +384,17 @@ fn take(
 }
 
 /// The value of option `name`: inline, or the next word.
-fn value(name: &str, inline: Option<String>, rest: &mut impl Iterator<Item = OsString>) -> Result<String, UsageError> {
+fn value(
+    name: &str,
+    inline: Option<String>,
+    rest: &mut impl Iterator<Item = impl Into<OsString>>,
+) -> Result<String, UsageError> {
     match inline {
         Some(v) => Ok(v),
         None => rest
             .next()
             .ok_or_else(|| UsageError(format!("{name} needs a value")))?
+            .into()
             .into_string()
             .map_err(|_| UsageError(format!("the value of {name} is not valid UTF-8"))),
     }
@@ -552,6 +559,16 @@ mod tests {
         assert_eq!(parse(os(&["--version"]), |_| None), Ok(Command::Version));
         // After the program starts they are the program's.
         assert!(matches!(parse(os(&["p", "--help"]), |_| None), Ok(Command::Run(_))));
+    }
+
+    #[test]
+    fn borrowed_words_parse_as_owned_ones_do() {
+        let words = ["shim", "-g", "2s", "--", "p", "-v"];
+        let borrowed = parse(words.map(OsStr::new), |_| None);
+        assert_eq!(borrowed, parse(words.map(OsString::from), |_| None));
+        assert!(
+            matches!(borrowed, Ok(Command::Run(c)) if c.grace == Duration::from_secs(2) && prog(&c) == ["p", "-v"])
+        );
     }
 
     #[test]

@@ -34,14 +34,25 @@ pub enum Persona {
 impl Persona {
     /// The persona for `argv0`, by its last path component.
     pub fn from_name(argv0: &OsStr) -> Persona {
-        let name = Path::new(argv0).file_name().map_or(&[][..], OsStrExt::as_bytes);
-        match name {
+        match file_name(argv0) {
             b"tini" | b"docker-init" => Persona::Tini,
             b"dumb-init" => Persona::DumbInit,
             n if n.starts_with(b"tini-") => Persona::Tini,
             n if n.starts_with(b"dumb-init_") => Persona::DumbInit,
             _ => Persona::Shim,
         }
+    }
+}
+
+/// The last component of `path`, as `Path::file_name` finds it. Every start asks, so the
+/// usual case (`/shim`, `/sbin/docker-init`: a name after the last slash) skips `Path`'s
+/// parsing of every component, which costs more than the rest of choosing a persona.
+fn file_name(path: &OsStr) -> &[u8] {
+    let last = path.as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
+    match last {
+        // A trailing slash, `.` or `..`: only Path knows what they make of the name.
+        b"" | b"." | b".." => Path::new(path).file_name().map_or(&[][..], OsStrExt::as_bytes),
+        name => name,
     }
 }
 
@@ -137,14 +148,14 @@ where
     let argv0 = args.remove(0);
     let persona = Persona::from_name(&argv0);
     // Messages and usage lines use the name as called (`docker-init`, not `tini`).
-    let name = Path::new(&argv0).file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let name = || Path::new(&argv0).file_name().unwrap_or_default().to_string_lossy().into_owned();
     let shim = match persona {
         Persona::Shim => {
             args.insert(0, argv0);
             return Ok(args);
         }
-        Persona::Tini => tini::translate(&name, &args, &env)?,
-        Persona::DumbInit => dumb_init::translate(&name, &args, &env)?,
+        Persona::Tini => tini::translate(&name(), &args, &env)?,
+        Persona::DumbInit => dumb_init::translate(&name(), &args, &env)?,
     };
     Ok(shim.into_args(argv0))
 }
@@ -213,6 +224,11 @@ mod tests {
             ("/usr/bin/tini/..", Persona::Shim),
             ("catatonit", Persona::Shim),
             ("", Persona::Shim),
+            ("/usr/bin/tini/", Persona::Tini),
+            ("/usr/bin/tini/.", Persona::Tini),
+            ("tini//", Persona::Tini),
+            ("/", Persona::Shim),
+            ("..", Persona::Shim),
         ] {
             assert_eq!(Persona::from_name(OsStr::new(name)), want, "{name}");
         }
