@@ -3,7 +3,9 @@
 //! The layout is the design: [`config`] turns the command line and environment into a
 //! [`config::Config`]; [`machine`] holds every decision as a pure state machine; `sys` is
 //! the thin layer that calls the kernel; `supervisor` runs the loop that connects them; the
-//! binary's `main` only wires parse, run and exit. docs/contract.md is what it all promises.
+//! binary's `main` only wires parse, run and exit, taking what the process was started with
+//! (arguments, environment, standard descriptors) from `sys::start`. docs/contract.md is what
+//! it all promises.
 //!
 //! Where each kind of change goes:
 //! - a new option: one row of `config::OPTIONS` (name, variable, default, help line, how its
@@ -31,6 +33,7 @@ mod supervisor;
 mod sys;
 
 pub use sys::arena::Arena;
+pub use sys::start::{args, exit_process, open_standard_fds, Args, Environment};
 pub use sys::{block_signals, block_signals_at_load, reset_dispositions};
 
 /// Run `config.program` under supervision until everything it started is gone, and return

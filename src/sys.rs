@@ -27,6 +27,7 @@ use crate::proctree;
 use crate::signals::{Received, Sig};
 
 pub mod arena;
+pub mod start;
 
 /// Every catchable signal, as the kernel's 64-bit mask (bit N-1 for signal N). SIGKILL and
 /// SIGSTOP cannot be blocked; the kernel drops them from any mask anyway.
@@ -54,21 +55,35 @@ fn set_mask(mask: &u64) -> Errno {
     }
 }
 
+/// How blocking at load went: [`NOT_TRIED`], [`BLOCKED`], or the errno it failed with.
+static AT_LOAD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(NOT_TRIED);
+const NOT_TRIED: i32 = 0;
+const BLOCKED: i32 = -1;
+
 /// Block every catchable signal. A signal with no handler sent to PID 1 is dropped by the
 /// kernel, but a blocked one is queued (signal(7), `sig_ignored()` in kernel/signal.c), so this
 /// comes before anything else. The raw syscall, because libc's `sigprocmask` quietly leaves its
-/// reserved signals unblocked, and one of those would kill shim when it is not PID 1.
+/// reserved signals unblocked, and one of those would kill shim when it is not PID 1. If
+/// [`block_signals_at_load`] did it already, that is the answer, and no second syscall is made.
 pub fn block_signals() -> Result<(), Errno> {
+    if AT_LOAD.load(std::sync::atomic::Ordering::Relaxed) == BLOCKED {
+        return Ok(());
+    }
     match set_mask(&ALL_CATCHABLE) {
         Errno::UnknownErrno => Ok(()),
         e => Err(e),
     }
 }
 
-/// For `.init_array`: blocks signals before even Rust's runtime initialisation runs.
+/// For `.init_array`: blocks signals before even the C runtime calls `main`.
 pub extern "C" fn block_signals_at_load() {
-    // Nothing can be reported this early; main blocks again and reports a failure.
-    let _ = set_mask(&ALL_CATCHABLE);
+    // Nothing can be reported this early: main asks [`block_signals`], which reports it, after
+    // trying once more.
+    let result = match set_mask(&ALL_CATCHABLE) {
+        Errno::UnknownErrno => BLOCKED,
+        e => e as i32,
+    };
+    AT_LOAD.store(result, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Put back to their defaults the dispositions that would break shim or leak into the
