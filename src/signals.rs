@@ -183,28 +183,44 @@ pub enum Mapping {
 /// as another signal, or not at all (`TO` = 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignalMap {
-    /// Indexed by signal number.
-    table: Vec<Mapping>,
+    /// Indexed by signal number, each [`Mapping`] in a byte: a fixed array, not a Vec, as
+    /// every start makes one and an allocation would be the costliest part of parsing a
+    /// command line with no options; bytes, so that the configuration stays small to move.
+    table: [u8; MAP_LEN],
 }
+
+/// Room for every signal number up to [`max`] (64 on Linux, with glibc and musl alike).
+const MAP_LEN: usize = 65;
+/// A [`Mapping`] in its byte: `Keep` and `Drop` here, `To(sig)` as the signal's number.
+const KEEP: u8 = 0;
+const DROP: u8 = u8::MAX;
 
 impl Default for SignalMap {
     fn default() -> Self {
-        SignalMap { table: vec![Mapping::Keep; max() as usize + 1] }
+        SignalMap { table: [KEEP; MAP_LEN] }
     }
 }
 
 impl SignalMap {
     /// What to send for a received `sig`; `None` drops it.
     pub fn apply(&self, sig: Sig) -> Option<Sig> {
-        match self.table.get(sig.0 as usize).copied().unwrap_or(Mapping::Keep) {
+        match self.mapping(sig) {
             Mapping::Keep => Some(sig),
             Mapping::To(to) => Some(to),
             Mapping::Drop => None,
         }
     }
 
+    fn mapping(&self, sig: Sig) -> Mapping {
+        match self.table.get(sig.0 as usize).copied().unwrap_or(KEEP) {
+            KEEP => Mapping::Keep,
+            DROP => Mapping::Drop,
+            to => Sig::new(to.into()).map_or(Mapping::Keep, Mapping::To),
+        }
+    }
+
     pub fn is_identity(&self) -> bool {
-        self.table.iter().all(|m| *m == Mapping::Keep)
+        self.table.iter().all(|&m| m == KEEP)
     }
 
     /// Add `FROM:TO`, e.g. `TERM:QUIT`, `SIGHUP:0`, `15:3`. A later entry for the same FROM wins.
@@ -223,7 +239,16 @@ impl SignalMap {
         if to == Mapping::To(SIGSTOP) {
             return Err(format!("'{entry}': mapping to SIGSTOP would freeze the program for good; use TSTP"));
         }
-        self.table[from.0 as usize] = to;
+        let byte = match to {
+            Mapping::Keep => KEEP,
+            Mapping::Drop => DROP,
+            // A signal number is at most 64: it always fits, below DROP.
+            Mapping::To(sig) => u8::try_from(sig.0).unwrap_or(KEEP),
+        };
+        match self.table.get_mut(from.0 as usize) {
+            Some(slot) => *slot = byte,
+            None => return Err(format!("'{entry}': {from} is beyond the signals shim can map")),
+        }
         Ok(())
     }
 }
@@ -305,6 +330,16 @@ mod tests {
         assert_eq!(m.apply(SIGINT), Some(SIGINT));
         m.add("TERM:TERM").unwrap();
         assert_eq!(m.apply(SIGTERM), Some(SIGTERM), "the later entry wins");
+    }
+
+    #[test]
+    fn the_map_has_room_for_every_signal() {
+        assert!((max() as usize) < MAP_LEN, "SIGRTMAX is {}", max());
+        let mut map = SignalMap::default();
+        map.add(&format!("{}:0", max())).unwrap();
+        assert_eq!(map.apply(Sig::new(max()).unwrap()), None);
+        map.add(&format!("USR1:{}", max())).unwrap();
+        assert_eq!(map.apply(SIGUSR1), Sig::new(max()));
     }
 
     #[test]

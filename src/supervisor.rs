@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::duration;
 use crate::error::Error;
 use crate::exit::{ExitCode, Status};
-use crate::log::Words;
+use crate::log::{self, Words};
 use crate::machine::{Action, Dropped, Event, Holder, Left, Machine, Policy, Target, Tty, Why};
 use crate::signals::{Origin, Sig, SIGCHLD, SIGCONT, SIGKILL};
 use crate::sys::{self, Known, Remaining, Sent, Wait};
@@ -44,8 +44,8 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     if let Some(sig) = config.pdeathsig {
         sys::set_parent_death_signal(sig).map_err(|e| Error::setup("set the parent-death signal", e))?;
     }
-    let foreground = sys::shim_holds_terminal();
     let tty = if sys::stdin_is_terminal() { Tty::Present } else { Tty::Absent };
+    let foreground = tty == Tty::Present && sys::shim_holds_terminal();
     let child = match sys::spawn(&config.program, foreground) {
         Ok(pid) => pid,
         Err(e) => {
@@ -65,7 +65,9 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     } else {
         None
     };
-    let mut run = Run { config, child, pid1, start, spawned: Instant::now(), hook: None, watch };
+    // Only a log line reads `spawned`: unless it is shown, no second clock reading.
+    let spawned = if log::enabled(1) { Instant::now() } else { start };
+    let mut run = Run { config, child, pid1, start, spawned, hook: None, watch };
     info!(
         1,
         "started {} as pid {child} in process group {child}{}{}",
@@ -177,10 +179,11 @@ impl Run<'_> {
             }
         }
         if let Some(status) = drained.main {
-            let after = duration::display(self.spawned.elapsed());
+            // Inside the log line, so it is only worked out when the line is written.
+            let after = || duration::display(self.spawned.elapsed());
             match status {
-                Status::Exited(code) => info!(1, "main child {} exited with {code} after {after}", self.child),
-                Status::Signaled(sig) => info!(1, "main child {} was killed by {sig} after {after}", self.child),
+                Status::Exited(code) => info!(1, "main child {} exited with {code} after {}", self.child, after()),
+                Status::Signaled(sig) => info!(1, "main child {} was killed by {sig} after {}", self.child, after()),
             }
         }
         if drained.others > 0 {

@@ -13,13 +13,13 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::exit::Status;
@@ -92,10 +92,27 @@ pub extern "C" fn block_signals_at_load() {
 /// with EPIPE instead. SIGCHLD: if the caller left it ignored, the kernel would reap children
 /// itself and never report them (waitpid(2)), and shim would wait forever.
 pub fn reset_dispositions() -> Result<(), Errno> {
-    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for sig in [Signal::SIGPIPE, Signal::SIGCHLD] {
-        // SAFETY: installing SIG_DFL runs no handler code, so no handler-safety rule applies.
-        unsafe { nix::sys::signal::sigaction(sig, &default) }?;
+    // The kernel's struct sigaction with every field zero: SIG_DFL (0 on every Linux), no
+    // flags, no restorer, an empty mask; larger than any architecture's, so the kernel reads
+    // zeros only. The raw syscall, as for the mask: libc's sigaction copies and checks its own
+    // struct on the way, and nix's builds a SigAction first, which on every start costs more
+    // than the two syscalls themselves.
+    const DEFAULT_ACTION: [u64; 8] = [0; 8];
+    for sig in [libc::SIGPIPE, libc::SIGCHLD] {
+        // SAFETY: rt_sigaction reads a struct sigaction from a live, all-zero buffer at least
+        // its size and writes nothing (old action NULL); SIG_DFL runs no handler code.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                DEFAULT_ACTION.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                KERNEL_SIGSET_SIZE,
+            )
+        };
+        if rc != 0 {
+            return Err(Errno::last());
+        }
     }
     Ok(())
 }
@@ -652,25 +669,32 @@ fn io_errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// fd 0, without `std::io::stdin()`, which would set up (and allocate) a buffered reader
+/// shim never reads from.
+fn stdin_fd() -> BorrowedFd<'static> {
+    // SAFETY: fd 0 is open for the process's whole life: open_standard_fds opens /dev/null
+    // there if it was closed, and shim never closes it.
+    unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) }
+}
+
 /// stdin is a terminal.
 pub fn stdin_is_terminal() -> bool {
-    unistd::isatty(std::io::stdin().as_fd()).unwrap_or(false)
+    unistd::isatty(stdin_fd()).unwrap_or(false)
 }
 
 /// shim's group is the foreground group of the terminal on stdin: the program's group should
 /// take it to read the terminal and to receive Ctrl-C. Also true after the user's shell did
 /// `fg`, and false after `bg`.
 pub fn shim_holds_terminal() -> bool {
-    stdin_is_terminal() && unistd::tcgetpgrp(std::io::stdin().as_fd()).is_ok_and(|fg| fg == unistd::getpgrp())
+    stdin_is_terminal() && unistd::tcgetpgrp(stdin_fd()).is_ok_and(|fg| fg == unistd::getpgrp())
 }
 
 /// If the program's group (`pgid`) holds the terminal, give it back to shim's group, which
 /// had it when the program took it: the user's shell, or a script that runs shim, must not
 /// find its terminal owned by a group that is gone.
 pub fn restore_terminal(pgid: Pid) -> Result<(), Errno> {
-    let stdin = std::io::stdin();
-    match unistd::tcgetpgrp(stdin.as_fd()) {
-        Ok(fg) if fg == pgid => unistd::tcsetpgrp(stdin.as_fd(), unistd::getpgrp()),
+    match unistd::tcgetpgrp(stdin_fd()) {
+        Ok(fg) if fg == pgid => unistd::tcsetpgrp(stdin_fd(), unistd::getpgrp()),
         _ => Ok(()),
     }
 }
@@ -678,13 +702,13 @@ pub fn restore_terminal(pgid: Pid) -> Result<(), Errno> {
 /// Make shim's own group the terminal's foreground group again, as it was before a spawn
 /// that handed it over and then failed.
 pub fn take_terminal_back() -> Result<(), Errno> {
-    unistd::tcsetpgrp(std::io::stdin().as_fd(), unistd::getpgrp())
+    unistd::tcsetpgrp(stdin_fd(), unistd::getpgrp())
 }
 
 /// Make `pgid` the terminal's foreground group. shim blocks SIGTTOU, so this works from the
 /// background too (tcsetpgrp(3)).
 pub fn give_terminal(pgid: Pid) -> Result<(), Errno> {
-    unistd::tcsetpgrp(std::io::stdin().as_fd(), pgid)
+    unistd::tcsetpgrp(stdin_fd(), pgid)
 }
 
 /// Stop shim itself; the user's shell sees the job stop and takes the terminal back.
