@@ -12,9 +12,10 @@
 //! its threads (32-34), which shim must still block, receive and forward.
 #![allow(unsafe_code)]
 
-use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ffi::{CStr, CString, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -235,8 +236,8 @@ const REPORT_LEN: usize = 5;
 /// What the child's report said, from the bytes read before EOF.
 #[derive(Debug, PartialEq, Eq)]
 enum Report {
-    /// EOF with nothing read: the pipe closed on exec, which succeeded.
-    Exec,
+    /// EOF with nothing read: no report came.
+    Empty,
     /// A whole report: which step failed, and why.
     Failed { step: u8, errno: Errno },
     /// Less than a whole report: the child died while writing it. Never "exec succeeded":
@@ -246,18 +247,32 @@ enum Report {
 
 fn decode_report(bytes: &[u8]) -> Report {
     match *bytes {
-        [] => Report::Exec,
+        [] => Report::Empty,
         [step, a, b, c, d] => Report::Failed { step, errno: Errno::from_raw(i32::from_ne_bytes([a, b, c, d])) },
         _ => Report::Cut { got: bytes.len() },
     }
 }
 
-/// Everything the child needs, allocated before fork: between fork and exec only
+/// Everything the child needs, allocated before the clone: between it and exec only
 /// async-signal-safe calls are allowed, and allocating is not one.
 struct Prepared {
-    candidates: Vec<CString>,
-    _argv: Vec<CString>,
+    /// The arguments, each NUL-terminated, back to back: one allocation however many there
+    /// are, as start-up makes few and each costs more than copying the bytes.
+    strings: Vec<u8>,
+    /// Pointers into `strings`, then NULL: execve's argv.
     argv_ptrs: Vec<*const libc::c_char>,
+    /// A name with a slash is the one path to try ([`Prepared::paths`]).
+    given_path: bool,
+    /// For a name without one, the paths found in PATH, in its order.
+    searched: Vec<CString>,
+}
+
+impl Prepared {
+    /// The paths execve tries, in turn.
+    fn paths(&self) -> impl Iterator<Item = &CStr> {
+        let given = self.given_path.then(|| CStr::from_bytes_until_nul(&self.strings).ok()).flatten();
+        given.into_iter().chain(self.searched.iter().map(CString::as_c_str))
+    }
 }
 
 // The process environment as libc keeps it. shim never changes its own environment, so
@@ -270,20 +285,30 @@ extern "C" {
 const DEFAULT_PATH: &[u8] = b"/usr/local/bin:/bin:/usr/bin";
 
 fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
-    let cstr = |b: &[u8]| CString::new(b).map_err(|_| SpawnError::BadArgument);
-    let argv: Vec<CString> = program.iter().map(|w| cstr(w.as_bytes())).collect::<Result<_, _>>()?;
-    let name = argv.first().ok_or(SpawnError::BadArgument)?.as_bytes();
+    let name = program.first().ok_or(SpawnError::BadArgument)?.as_bytes();
+    let mut strings = Vec::with_capacity(program.iter().map(|w| w.len() + 1).sum());
+    for word in program {
+        if word.as_bytes().contains(&0) {
+            return Err(SpawnError::BadArgument);
+        }
+        strings.extend_from_slice(word.as_bytes());
+        strings.push(0);
+    }
+    let mut argv_ptrs = Vec::with_capacity(program.len() + 1);
+    let mut at = 0;
+    for word in program {
+        argv_ptrs.push(strings[at..].as_ptr().cast());
+        at += word.len() + 1;
+    }
+    argv_ptrs.push(std::ptr::null());
     // Like execvp: a name with a slash is a path; otherwise each PATH entry is tried, an empty
-    // entry meaning the current directory.
-    let candidates = if name.is_empty() {
-        // execvp: an empty name is ENOENT, not a PATH entry's directory.
-        Vec::new()
-    } else if name.contains(&b'/') {
-        vec![cstr(name)?]
-    } else {
-        let path = std::env::var_os("PATH").map(OsString::into_vec);
+    // entry meaning the current directory. An empty name is ENOENT, not a PATH entry's
+    // directory: nothing to try.
+    let given_path = name.contains(&b'/');
+    let mut searched = Vec::new();
+    if !name.is_empty() && !given_path {
+        let path = start::env_var("PATH").map(OsString::into_vec);
         let path = path.as_deref().unwrap_or(DEFAULT_PATH);
-        let mut found = Vec::new();
         for dir in path.split(|&b| b == b':') {
             let mut full = dir.to_vec();
             if !dir.is_empty() {
@@ -296,67 +321,137 @@ fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
             let gone = std::fs::metadata(std::ffi::OsStr::from_bytes(&full))
                 .is_err_and(|e| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)));
             if !gone {
-                found.push(cstr(&full)?);
+                searched.push(CString::new(full).map_err(|_| SpawnError::BadArgument)?);
             }
         }
-        found
-    };
-    let argv_ptrs = argv.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    Ok(Prepared { candidates, argv_ptrs, _argv: argv })
+    }
+    Ok(Prepared { strings, argv_ptrs, given_path, searched })
 }
 
 /// Start the program in a new process group of its own, with an empty signal mask, and
 /// return its pid once exec has succeeded. When `foreground`, the group is made the
 /// terminal's foreground group first (and the caller takes the terminal back if the spawn
-/// fails). exec failure is reported by the child through a close-on-exec pipe, so it is known,
-/// not guessed: EOF with nothing read means exec succeeded.
+/// fails). exec failure is reported by the child, so it is known, not guessed: a word in
+/// shared memory that it failed, then why, through a close-on-exec pipe.
+///
+/// The child is a vfork child (clone(2) with CLONE_VM | CLONE_VFORK): it runs in shim's own
+/// memory, on a stack of its own, and shim sleeps until it has exec'd or exited. A fork would
+/// copy shim's page tables for a process that only execs, and every page either side then
+/// wrote would take a copy-on-write fault: in a VM a page fault costs more than a dozen
+/// syscalls, and a fork cost shim about ten of them. Waiting for the exec also means that
+/// shim knows at once whether there is a report to read, and that the child's group exists.
 pub fn spawn(program: &[OsString], foreground: bool) -> Result<Pid, SpawnError> {
     let prepared = prepare(program)?;
     let (read_end, write_end) =
         unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Setup { what: "create a pipe", errno })?;
-
-    // SAFETY: single-threaded (the module's contract), and the child calls only
-    // async-signal-safe functions (setpgid, tcsetpgrp, rt_sigprocmask, execve, write, _exit) on
-    // memory prepared before the fork.
-    match unsafe { unistd::fork() } {
-        Err(errno) => Err(SpawnError::Setup { what: "fork", errno }),
-        Ok(ForkResult::Child) => exec_child(&prepared, foreground, write_end),
-        Ok(ForkResult::Parent { child }) => {
-            drop(write_end);
-            // Also set the group from this side so it exists by the time fork returns here, not
-            // only once the child gets to run. Any failure is the child's to report: it makes
-            // the same call itself, and exits if it fails (EACCES here: it exec'd already;
-            // ESRCH: it exited).
-            let _ = unistd::setpgid(child, child);
-            let report = read_exec_report(&read_end);
-            if !matches!(report, Ok(Report::Exec)) {
-                // Collect the failed child so it is not left a zombie. It is shim's own child,
-                // so waitpid can only fail with EINTR, which waitpid_raw retries.
-                let _ = reap_one(child);
-            }
-            match report {
-                Err(errno) => Err(SpawnError::Setup { what: "read the program's start-up report", errno }),
-                Ok(Report::Exec) => Ok(child),
-                Ok(Report::Cut { got }) => Err(SpawnError::CutReport { got }),
-                Ok(Report::Failed { step, errno }) => Err(match step {
-                    s if s == Step::Group as u8 => SpawnError::ChildSetup { what: "make its process group", errno },
-                    s if s == Step::Mask as u8 => SpawnError::ChildSetup { what: "clear its signal mask", errno },
-                    _ => SpawnError::Exec { errno, interpreter: missing_interpreter(&prepared, errno) },
-                }),
-            }
-        }
+    let child_args =
+        ChildArgs { prepared: &prepared, foreground, report: write_end.as_raw_fd(), failed: AtomicBool::new(false) };
+    let child = clone_vfork(&child_args);
+    drop(write_end);
+    let child = child.map_err(|errno| SpawnError::Setup { what: "fork", errno })?;
+    // The child has exec'd or exited (CLONE_VFORK). Unless it said, in this memory, that it
+    // failed, the exec went past its point of no return (or the child died before it could
+    // fail, which is for its exit status to tell): nothing to read. Reading would even wait:
+    // exec closes the child's copy of the pipe only after it has woken this process.
+    if !child_args.failed.load(Ordering::SeqCst) {
+        return Ok(child);
     }
+    // Its report follows, whole or cut short: once both copies of the write end are closed
+    // (the child's at its exit), the read sees EOF after whatever the child wrote.
+    let report = read_exec_report(&read_end);
+    // Collect the failed child so it is not left a zombie. It is shim's own child, so waitpid
+    // can only fail with EINTR, which waitpid_raw retries.
+    let _ = reap_one(child);
+    match report {
+        Err(errno) => Err(SpawnError::Setup { what: "read the program's start-up report", errno }),
+        // Nothing came after the word that it failed: it died before it wrote a byte.
+        Ok(Report::Empty) => Err(SpawnError::CutReport { got: 0 }),
+        Ok(Report::Cut { got }) => Err(SpawnError::CutReport { got }),
+        Ok(Report::Failed { step, errno }) => Err(match step {
+            s if s == Step::Group as u8 => SpawnError::ChildSetup { what: "make its process group", errno },
+            s if s == Step::Mask as u8 => SpawnError::ChildSetup { what: "clear its signal mask", errno },
+            _ => SpawnError::Exec { errno, interpreter: missing_interpreter(&prepared, errno) },
+        }),
+    }
+}
+
+/// What the vfork child is handed, in shim's memory, which it shares.
+struct ChildArgs<'a> {
+    prepared: &'a Prepared,
+    foreground: bool,
+    /// The write end of the report pipe: the child's own copy of this descriptor number.
+    report: RawFd,
+    /// Set by the child, before it writes its report, when it cannot run the program.
+    failed: AtomicBool,
+}
+
+/// The stack the vfork child runs on. A static rather than a buffer on shim's stack, whose
+/// pages would all be probed as the frame is made; small, so that its top shares a page with
+/// the C library's statics, which start-up has touched already: the child makes a handful of
+/// calls before exec, about 300 bytes of stack in a release build and 700 in a debug one
+/// (the debug build, which the tests run, checks that it never comes near the bottom).
+#[repr(C, align(16))]
+struct ChildStack(std::cell::UnsafeCell<[u8; CHILD_STACK_BYTES]>);
+
+const CHILD_STACK_BYTES: usize = 8 * 1024;
+
+// SAFETY: only `clone_vfork` uses it, as the stack of a child during which the only thread
+// that could also use it sleeps (CLONE_VFORK): never by two at once.
+unsafe impl Sync for ChildStack {}
+
+// Zeroes, not uninitialised bytes: the debug check reads them. All-zero, it costs no file
+// space (.bss), and no memory until a page is written.
+static CHILD_STACK: ChildStack = ChildStack(std::cell::UnsafeCell::new([0; CHILD_STACK_BYTES]));
+
+/// Run [`vfork_child`] as a new process that shares this memory, and return its pid once it
+/// has exec'd or exited.
+fn clone_vfork(args: &ChildArgs<'_>) -> Result<Pid, Errno> {
+    // The stack grows down from its end, which the alignment of ChildStack keeps 16-aligned.
+    let top = CHILD_STACK.0.get().cast::<u8>().wrapping_add(CHILD_STACK_BYTES);
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    let arg = (args as *const ChildArgs<'_>).cast_mut().cast::<libc::c_void>();
+    // SAFETY: the child runs `vfork_child` on CHILD_STACK, which nothing else uses meanwhile,
+    // and it reads `args` while this thread sleeps (CLONE_VFORK), so `args` outlives its use.
+    // Sharing the memory, the child calls only async-signal-safe functions and writes nothing
+    // of shim's but errno, which this thread does not read before a failed call sets it again
+    // (see exec_child). Without CLONE_SETTLS it also shares the thread pointer, which those
+    // functions only use for errno. It never returns: it execs or _exits.
+    let pid = unsafe { libc::clone(vfork_child, top.cast(), flags, arg) };
+    #[cfg(debug_assertions)]
+    {
+        // The static starts zeroed and the child wrote only from the top down: its lowest
+        // quarter must still be zero, or the stack is too small for what the child does now.
+        let bottom = CHILD_STACK.0.get().cast::<u8>();
+        // SAFETY: the child is gone from this stack (it exec'd or exited), and these bytes lie
+        // inside the static.
+        let untouched = (0..CHILD_STACK_BYTES / 4).all(|i| unsafe { *bottom.add(i) } == 0);
+        debug_assert!(untouched, "the vfork child came within a quarter of its stack's bottom");
+    }
+    if pid < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(Pid::from_raw(pid))
+    }
+}
+
+extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the ChildArgs clone_vfork passed, alive while its parent sleeps.
+    let args = unsafe { &*arg.cast::<ChildArgs<'_>>() };
+    exec_child(args)
 }
 
 /// The `#!` interpreter of the first candidate that exists, if exec said ENOENT: the kernel
 /// gives the same errno for a missing script and for a script whose interpreter is missing.
+/// Out of line: inlined, its buffer would widen spawn's stack frame on every start.
+#[cold]
+#[inline(never)]
 fn missing_interpreter(p: &Prepared, errno: Errno) -> Option<OsString> {
     if errno != Errno::ENOENT {
         return None;
     }
     let mut head = [0u8; 256];
-    for path in &p.candidates {
-        let Ok(mut file) = std::fs::File::open(std::ffi::OsStr::from_bytes(path.as_bytes())) else { continue };
+    for path in p.paths() {
+        let Ok(mut file) = std::fs::File::open(std::ffi::OsStr::from_bytes(path.to_bytes())) else { continue };
         let n = std::io::Read::read(&mut file, &mut head).unwrap_or(0);
         return shebang(&head[..n]).map(|i| OsString::from_vec(i.to_vec()));
     }
@@ -389,25 +484,30 @@ fn read_exec_report(read_end: &OwnedFd) -> Result<Report, Errno> {
 /// Tell the parent which step failed and why, then exit without running Rust or atexit
 /// destructors, which are not safe after fork. Every signal is blocked first: a `docker stop`
 /// arriving now must not kill the child before the parent knows why it could not run.
-fn report_and_exit(report: &OwnedFd, step: Step, errno: Errno) -> ! {
+fn report_and_exit(to: &ChildArgs<'_>, step: Step, errno: Errno) -> ! {
     // Nothing to do if blocking fails: the report goes out regardless.
     let _ = set_mask(&ALL_CATCHABLE);
+    // First the word that there is a report, in the parent's memory; then the report.
+    to.failed.store(true, Ordering::SeqCst);
     let e = (errno as i32).to_ne_bytes();
     let msg: [u8; REPORT_LEN] = [step as u8, e[0], e[1], e[2], e[3]];
     // SAFETY: writes REPORT_LEN bytes from a live buffer to an fd this process owns, then _exit.
     unsafe {
-        libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+        libc::write(to.report, msg.as_ptr().cast(), msg.len());
         libc::_exit(127)
     }
 }
 
-fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
-    // Only async-signal-safe calls below, on memory prepared before fork.
+fn exec_child(args: &ChildArgs<'_>) -> ! {
+    // Only async-signal-safe calls below, on memory prepared before the clone, of which
+    // nothing is written but the word that it failed: the parent's memory it is. Nothing is
+    // dropped either: this never returns.
+    let (p, report) = (args.prepared, args);
     // SAFETY: setpgid(0, 0) on the calling process takes no pointers.
     if unsafe { libc::setpgid(0, 0) } != 0 {
-        report_and_exit(&report, Step::Group, Errno::last());
+        report_and_exit(report, Step::Group, Errno::last());
     }
-    if foreground {
+    if args.foreground {
         // The signal mask is still full here, so a background tcsetpgrp is not stopped by
         // SIGTTOU (tcsetpgrp(3)). A failure only means no terminal for the program: not fatal.
         // SAFETY: tcsetpgrp takes an fd and a pid, no pointers.
@@ -415,14 +515,14 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
     }
     let mut errno = Errno::ENOENT;
     let mut denied = false;
-    for path in &p.candidates {
+    for path in p.paths() {
         // The program starts with nothing blocked, whatever shim blocks; never silently
         // otherwise. Unblocked only around execve itself, so that a signal that comes while
         // the child is between attempts stays pending: delivered to the program if an exec
         // succeeds, and unable to kill the child before it reports if none does.
         let masked = set_mask(&NO_SIGNALS);
         if masked != Errno::UnknownErrno {
-            report_and_exit(&report, Step::Mask, masked);
+            report_and_exit(report, Step::Mask, masked);
         }
         // SAFETY: path and argv are NUL-terminated strings in a NULL-terminated array that
         // live until exec replaces this process; environ is libc's own, unchanged since start
@@ -441,7 +541,7 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
     if denied && matches!(errno, Errno::ENOENT | Errno::ENOTDIR) {
         errno = Errno::EACCES;
     }
-    report_and_exit(&report, Step::Exec, errno)
+    report_and_exit(report, Step::Exec, errno)
 }
 
 /// Start the key watch: a process in the program's group `group`, so that the terminal's
@@ -795,7 +895,7 @@ mod tests {
 
     #[test]
     fn a_report_is_whole_or_a_failure_never_a_success() {
-        assert_eq!(decode_report(&[]), Report::Exec);
+        assert_eq!(decode_report(&[]), Report::Empty);
         let e = (libc::ENOENT).to_ne_bytes();
         assert_eq!(
             decode_report(&[Step::Exec as u8, e[0], e[1], e[2], e[3]]),
