@@ -15,6 +15,9 @@ use crate::sys::Namespace;
 /// The row name of the floor.
 pub const FLOOR: &str = "no init";
 
+/// The row name of shim's stable release build, measured beside the small build that ships.
+pub const SHIM_STABLE: &str = "shim-stable";
+
 /// The row name of the minimal init: not a peer (it does nothing a real init must, no grace
 /// period, no process group, no logging), but what start-up and exit cost when an init does
 /// nothing else.
@@ -237,26 +240,31 @@ fn minimal(path: &Path) -> Init {
     }
 }
 
-/// The floor, shim, the minimal init, then every installed peer; and the peers that are not
-/// installed.
-pub fn discover(shim: &Path, minimal_init: &Path) -> (Vec<Init>, Vec<Skipped>) {
+fn shim(name: &str, path: &Path, build: &str) -> Init {
+    Init {
+        name: name.to_string(),
+        path: Some(path.to_path_buf()),
+        args_pid1: vec!["--".to_string()],
+        args_host: vec!["--".to_string()],
+        version_args: vec!["--version".to_string()],
+        version: first_line(path, &["--version"], Duration::from_secs(5)).unwrap_or_default(),
+        notes: vec![
+            format!("built by {build}"),
+            "forwards to the program's process group; waits for every descendant, not only its child".to_string(),
+            "not PID 1 it makes itself a subreaper".to_string(),
+        ],
+    }
+}
+
+/// The floor, shim (and its stable build, if shim is the small one), the minimal init, then
+/// every installed peer; and the peers that are not installed.
+pub fn discover(built: &crate::prepare::Built) -> (Vec<Init>, Vec<Skipped>) {
     let timeout = Duration::from_secs(5);
-    let mut inits = vec![
-        floor(),
-        Init {
-            name: "shim".to_string(),
-            path: Some(shim.to_path_buf()),
-            args_pid1: vec!["--".to_string()],
-            args_host: vec!["--".to_string()],
-            version_args: vec!["--version".to_string()],
-            version: first_line(shim, &["--version"], timeout).unwrap_or_default(),
-            notes: vec![
-                "forwards to the program's process group; waits for every descendant, not only its child".to_string(),
-                "not PID 1 it makes itself a subreaper".to_string(),
-            ],
-        },
-        minimal(minimal_init),
-    ];
+    let mut inits = vec![floor(), shim("shim", &built.shim, &built.shim_build)];
+    if let Some(stable) = &built.shim_stable {
+        inits.push(shim(SHIM_STABLE, stable, "`cargo build --release` (stable Rust), for comparison"));
+    }
+    inits.push(minimal(&built.minimal_init));
     let mut skipped = Vec::new();
     for peer in peers() {
         if !peer.path.is_file() {

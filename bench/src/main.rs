@@ -5,6 +5,7 @@
 //! cargo run --release -p shim-bench               the full suite (a few minutes)
 //! cargo run --release -p shim-bench -- --quick    a short smoke run
 //! cargo run --release -p shim-bench -- --render   redraw latest.md and latest.svg from latest.json
+//! cargo run --release -p shim-bench -- --counts   figure 8 alone (seconds), printed, nothing written
 //! ```
 //! It needs root: every init is measured as PID 1 of a new PID namespace, as in a container.
 //! `main` only wires parse → build → measure → write.
@@ -29,7 +30,7 @@ use serde_json::{json, Value};
 use error::{Context, Error, Result};
 use figures::Bench;
 
-const USAGE: &str = "usage: cargo run --release -p shim-bench [-- --quick | --render]";
+const USAGE: &str = "usage: cargo run --release -p shim-bench [-- --quick | --render | --counts]";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -37,6 +38,8 @@ enum Mode {
     Quick,
     /// Redraw the Markdown and the chart from the last results.
     Render,
+    /// Only count start-up's instructions and syscalls (figure 8), and print them.
+    Counts,
 }
 
 fn parse_args() -> Result<Mode> {
@@ -45,6 +48,7 @@ fn parse_args() -> Result<Mode> {
         [] => Ok(Mode::Full),
         ["--quick"] => Ok(Mode::Quick),
         ["--render"] => Ok(Mode::Render),
+        ["--counts"] => Ok(Mode::Counts),
         ["-h" | "--help"] => {
             println!("{USAGE}");
             std::process::exit(0)
@@ -88,9 +92,10 @@ fn method(b: &Bench) -> Vec<String> {
         "CPU: the init's own time (not its children's), from /proc/PID/schedstat in ns, read while it sleeps."
             .to_string(),
         format!(
-            "shim is built by the suite as it ships (`cargo build --release --target {} -p shim`, into \
-             target/bench-build); the peers are the installed binaries. One static bench child serves every init and \
-             the floor, so its cost cancels out.",
+            "shim is built by the suite as it ships, by scripts/build-tiny.sh; `shim-stable` is the stable release \
+             build (`cargo build --release --target {} -p shim`, into target/bench-build), measured beside it. Neither \
+             is a peer. The peers are the installed binaries. One static bench child serves every init and the floor, \
+             so its cost cancels out.",
             prepare::TARGET
         ),
     ]
@@ -98,7 +103,7 @@ fn method(b: &Bench) -> Vec<String> {
 
 /// Run one figure, saying on stderr what it is and how long it took.
 fn figure<T>(n: usize, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    eprintln!("shim-bench: figure {n}/7: {what}");
+    eprintln!("shim-bench: figure {n}/8: {what}");
     let t0 = Instant::now();
     let out = f().context(|| format!("measure figure {n} ({what})"))?;
     eprintln!("shim-bench:   done in {:.1} s", t0.elapsed().as_secs_f64());
@@ -137,7 +142,7 @@ fn run(mode: Mode) -> Result<()> {
     let quick = mode == Mode::Quick;
     let command = format!("cargo run --release -p shim-bench{}", if quick { " -- --quick" } else { "" });
     let built = prepare::build(root)?;
-    let (inits, skipped) = inits::discover(&built.shim, &built.minimal_init);
+    let (inits, skipped) = inits::discover(&built);
     for s in &skipped {
         eprintln!("shim-bench: skipping {}: {}", s.name, s.why);
     }
@@ -146,12 +151,18 @@ fn run(mode: Mode) -> Result<()> {
     let load_start = machine::load_average();
     let t0 = Instant::now();
     let bench = Bench::new(inits, built.child.clone(), quick, &built.target_dir.join("logs"))?;
+    if mode == Mode::Counts {
+        let counts = figures::counts::run(&bench).context(|| "count instructions and syscalls".to_string())?;
+        print!("{}", report::markdown::one_figure(&json!({ "figures": { "counts": counts } }), "counts"));
+        return Ok(());
+    }
     let start = figure(1, "start + exit of INIT -- /bin/true", || figures::start::run(&bench))?;
     let (forward, known) = figure(2, "signal forwarding latency", || figures::forward::run(&bench))?;
     let storm = figure(3, "signal storm", || figures::storm::run(&bench, &known))?;
     let reap = figure(4, "reaping orphans", || figures::reap::run(&bench, &known))?;
     let idle = figure(5, "idle (and memory, figure 6)", || figures::idle::run(&bench, &known))?;
     let shutdown = figure(7, "shutdown", || figures::shutdown::run(&bench, &known))?;
+    let counts = figure(8, "instructions and syscalls of start-up and exit", || figures::counts::run(&bench))?;
     let mut inits: Vec<Value> = bench.inits.iter().map(inits::Init::to_json).collect();
     for (init, busy) in inits.iter_mut().zip(&known.busy) {
         init["never_sleeps"] = Value::Bool(*busy);
@@ -176,6 +187,7 @@ fn run(mode: Mode) -> Result<()> {
             "idle": idle,
             "memory": memory,
             "shutdown": shutdown,
+            "counts": counts,
         },
     });
     doc["targets"] = report::evaluate_targets(&doc);

@@ -1,7 +1,7 @@
-//! Build what is measured: shim's static release binary, exactly as it ships, the bench
-//! child, and the floor's minimal init (C, static with musl), in a target directory of their
-//! own so this never waits on the lock of a `cargo build` or `cargo test` running in the main
-//! one.
+//! Build what is measured: shim's small static binary as `scripts/build-tiny.sh` makes it (the
+//! one that ships) and its stable release build beside it, the bench child, and the floor's
+//! minimal init (C, static with musl). The cargo builds go to a target directory of their own
+//! so this never waits on the lock of a `cargo build` or `cargo test` running in the main one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +11,12 @@ use crate::error::{Context, Error, Result};
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
 
 pub struct Built {
+    /// The small build, or the stable one if the small one cannot be made here.
     pub shim: PathBuf,
+    /// How `shim` was built.
+    pub shim_build: String,
+    /// The stable release build, when `shim` is the small one.
+    pub shim_stable: Option<PathBuf>,
     pub child: PathBuf,
     /// The least an init can do (bench/minimal-init/minimal-init.c): the floor of figure 1.
     pub minimal_init: PathBuf,
@@ -42,7 +47,38 @@ pub fn build(root: &Path) -> Result<Built> {
     cargo(root, &target_dir, &["-p", "shim-bench", "--bin", "bench-child"])?;
     let out = target_dir.join(TARGET).join("release");
     let minimal_init = build_minimal_init(root, &target_dir)?;
-    Ok(Built { shim: out.join("shim"), child: out.join("bench-child"), minimal_init, target_dir })
+    let stable = out.join("shim");
+    let (shim, shim_build, shim_stable) = match build_tiny(root) {
+        Ok(tiny) => (tiny, format!("`{TINY_SCRIPT}` (nightly, std rebuilt, panics abort at once)"), Some(stable)),
+        Err(e) => {
+            eprintln!("shim-bench: measuring the stable build only: {e}");
+            (stable, format!("`cargo build --release` (stable; `{TINY_SCRIPT}` failed here: {e})"), None)
+        }
+    };
+    Ok(Built { shim, shim_build, shim_stable, child: out.join("bench-child"), minimal_init, target_dir })
+}
+
+const TINY_SCRIPT: &str = "scripts/build-tiny.sh";
+
+/// Run the small build's own script, and take the binary it names on its last line
+/// (`PATH: N bytes`).
+fn build_tiny(root: &Path) -> Result<PathBuf> {
+    let mut cmd = Command::new(root.join(TINY_SCRIPT));
+    cmd.current_dir(root).stderr(std::process::Stdio::inherit());
+    eprintln!("shim-bench: {cmd:?}");
+    let out = cmd.output().context(|| format!("run {TINY_SCRIPT}"))?;
+    if !out.status.success() {
+        return Err(Error::new(format!("{TINY_SCRIPT} exited with {}", out.status)));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let path = text
+        .lines()
+        .last()
+        .and_then(|l| l.rsplit_once(": "))
+        .map(|(path, _)| root.join(path))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| Error::new(format!("find the binary {TINY_SCRIPT} built in its output {text:?}")))?;
+    Ok(path)
 }
 
 /// The C compiler for the minimal init: musl's wrapper, so that it is as static and as small

@@ -1,13 +1,15 @@
 //! The thin layer that calls the kernel, and the harness's only unsafe code: pinning to a CPU,
 //! pipes, starting a process (optionally as PID 1 of a new PID and mount namespace), waiting
 //! for it with a deadline, and killing it by its pid when the harness is done with it or an
-//! error cuts a figure short.
+//! error cuts a figure short; and, in `ptrace`, counting an init's instructions and syscalls.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
+
+pub mod ptrace;
 
 /// Descriptors the harness hands to a child are moved at or above this, so that the child's
 /// `dup2` onto 0..=4 never overwrites a source it still has to copy.

@@ -6,6 +6,7 @@
 //! so a slow minute of the machine lands on all of them alike. Inits that misbehave in a figure
 //! are recorded with the reason and left out of the rest of that figure, not the whole run.
 
+pub mod counts;
 pub mod forward;
 pub mod idle;
 pub mod memory;

@@ -12,7 +12,7 @@ use crate::inits::FLOOR;
 use crate::machine;
 
 /// Each figure's key in the JSON and what it measures, in a line.
-const FIGURES: [(&str, &str); 7] = [
+const FIGURES: [(&str, &str); 8] = [
     ("start", "1. Start + exit: `INIT -- PROGRAM`, µs from clone to reap (`alone`: `INIT --version`, no child)"),
     ("forward", "2. Signal forwarding: round trips through the init, µs; the floor signals the child directly"),
     ("storm", "3. Signal storm: signals sent to the init as fast as kill(2) goes; CPU is the init's own"),
@@ -20,6 +20,7 @@ const FIGURES: [(&str, &str); 7] = [
     ("idle", "5. Idle: every init at once, each as PID 1; context switches and CPU over the window"),
     ("memory", "6. Memory and size, KiB"),
     ("shutdown", "7. Shutdown: kill(init, SIGTERM) until the init has exited, µs; the floor is the child alone"),
+    ("counts", "8. Start-up and exit counted: instructions and syscalls of `INIT -- PROGRAM`, single-stepped"),
 ];
 
 /// The statistics of a summary that the tables show; the tail percentiles only where there are
@@ -219,6 +220,15 @@ fn figure(doc: &Value, key: &str, title: &str, out: &mut String) {
         }
         results_table(out, list, "init");
     }
+}
+
+/// One figure of `doc`, as in the full report.
+pub fn one_figure(doc: &Value, key: &str) -> String {
+    let mut out = String::new();
+    for (k, title) in FIGURES.iter().filter(|(k, _)| *k == key) {
+        figure(doc, k, title, &mut out);
+    }
+    out
 }
 
 pub fn render(doc: &Value) -> String {

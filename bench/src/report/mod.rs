@@ -7,7 +7,7 @@ pub mod svg;
 
 use serde_json::{json, Value};
 
-use crate::inits::{FLOOR, MINIMAL};
+use crate::inits::{FLOOR, MINIMAL, SHIM_STABLE};
 
 /// The one number per init that the chart and the summary table show and the targets check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,10 +24,14 @@ pub enum Metric {
     Rss,
     Binary,
     Shutdown,
+    /// Figure 8: syscalls from exec to the spawn, and from the program's exit to exit.
+    Syscalls,
+    /// Figure 8: instructions over the same two stretches.
+    Instructions,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 13] = [
         Metric::StartPid1,
         Metric::StartOverMinimal,
         Metric::StartHost,
@@ -39,6 +43,8 @@ impl Metric {
         Metric::Rss,
         Metric::Binary,
         Metric::Shutdown,
+        Metric::Syscalls,
+        Metric::Instructions,
     ];
 
     pub fn label(self) -> &'static str {
@@ -54,6 +60,8 @@ impl Metric {
             Metric::Rss => "6. memory: VmRSS, largest of idle / after storm / after reaping",
             Metric::Binary => "6. binary size",
             Metric::Shutdown => "7. shutdown: SIGTERM to exit, Δ over no init",
+            Metric::Syscalls => "8. syscalls: exec to the program's spawn + its exit to the init's",
+            Metric::Instructions => "8. instructions: exec to the program's spawn + its exit to the init's",
         }
     }
 
@@ -62,7 +70,7 @@ impl Metric {
             Metric::StartPid1 | Metric::StartHost | Metric::Forward | Metric::Reap | Metric::Shutdown => "µs",
             Metric::Storm => "ns",
             Metric::ReapTime => "ms",
-            Metric::Idle => "",
+            Metric::Idle | Metric::Syscalls | Metric::Instructions => "",
             Metric::StartOverMinimal => "×",
             Metric::Rss | Metric::Binary => "KiB",
         }
@@ -71,7 +79,8 @@ impl Metric {
     /// A value as the tables and the chart print it.
     pub fn format(self, v: f64) -> String {
         match self {
-            Metric::Idle => format!("{v:.0}"),
+            Metric::Idle | Metric::Syscalls => format!("{v:.0}"),
+            Metric::Instructions => format!("{:.1}k", v / 1000.0),
             Metric::StartOverMinimal => format!("{v:.2}×"),
             _ => with_unit(v, self.unit()),
         }
@@ -88,6 +97,8 @@ impl Metric {
             Metric::Rss => Some(200.0),
             Metric::Binary => Some(400.0),
             Metric::Shutdown => Some(38.0),
+            Metric::Syscalls => Some(20.0),
+            Metric::Instructions => Some(5000.0),
             Metric::StartHost | Metric::Forward | Metric::ReapTime => None,
         }
     }
@@ -121,6 +132,7 @@ pub fn results(doc: &Value, metric: Metric) -> &Value {
         Metric::Idle => &f["idle"]["results"],
         Metric::Rss | Metric::Binary => &f["memory"]["results"],
         Metric::Shutdown => &f["shutdown"]["results"],
+        Metric::Syscalls | Metric::Instructions => &f["counts"]["results"],
     }
 }
 
@@ -145,6 +157,8 @@ pub fn value(doc: &Value, metric: Metric, init: &str) -> Option<f64> {
             .filter_map(|k| e[k].as_f64())
             .reduce(f64::max),
         Metric::Binary => Some(e["binary_bytes"].as_f64()? / 1024.0),
+        Metric::Syscalls => median(&e["syscalls_start_and_exit"]),
+        Metric::Instructions => median(&e["instructions_start_and_exit"]),
     }
 }
 
@@ -153,13 +167,13 @@ pub fn never_sleeps(doc: &Value, init: &str) -> bool {
     doc["inits"].as_array().into_iter().flatten().any(|i| i["name"] == init && i["never_sleeps"] == true)
 }
 
-/// The peer with the lowest value, and that value. Neither shim, the floor nor the minimal init
-/// is a peer, nor is an init that never sleeps: its latency costs a whole CPU, which no
+/// The peer with the lowest value, and that value. Neither shim (either build), the floor nor
+/// the minimal init is a peer, nor is an init that never sleeps: its latency costs a whole CPU, which no
 /// container can spare.
 pub fn best_peer(doc: &Value, metric: Metric) -> Option<(String, f64)> {
     init_names(doc)
         .into_iter()
-        .filter(|n| n != "shim" && n != FLOOR && n != MINIMAL && !never_sleeps(doc, n))
+        .filter(|n| !["shim", SHIM_STABLE, FLOOR, MINIMAL].contains(&n.as_str()) && !never_sleeps(doc, n))
         .filter_map(|n| value(doc, metric, &n).map(|v| (n, v)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
 }
@@ -280,6 +294,13 @@ mod tests {
         assert_eq!((ratio["shim"].as_str(), ratio["met"].as_bool()), (Some("1.60×"), Some(false)));
         let mut d = d;
         d["figures"]["start"]["pid1"][2]["us"] = s_median(1010.0);
+        assert_eq!(best_peer(&d, Metric::StartPid1), Some(("catatonit".to_string(), 500.0)));
+        // Nor is shim's stable build, beside the one that ships.
+        d["inits"].as_array_mut().unwrap().push(json!({ "name": SHIM_STABLE }));
+        d["figures"]["start"]["pid1"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "init": SHIM_STABLE, "us": s_median(1001.0) }));
         assert_eq!(best_peer(&d, Metric::StartPid1), Some(("catatonit".to_string(), 500.0)));
     }
 

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::{entry, init_names, results, value, Metric};
-use crate::inits::{FLOOR, MINIMAL};
+use crate::inits::{FLOOR, MINIMAL, SHIM_STABLE};
 use crate::machine;
 
 const LABEL_X: f64 = 20.0;
@@ -18,6 +18,8 @@ const SHIM: &str = "#d9480f";
 const PEER: &str = "#7f94b8";
 /// The minimal init: a yardstick, not a peer.
 const MINIMAL_FILL: &str = "#b8b8b8";
+/// shim's stable build, beside the one that ships.
+const SHIM_STABLE_FILL: &str = "#f0a070";
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
@@ -90,6 +92,7 @@ pub fn render(doc: &Value) -> String {
         for (k, (init, v)) in inits.iter().zip(&values).enumerate() {
             let fill = match init.as_str() {
                 "shim" => SHIM,
+                SHIM_STABLE => SHIM_STABLE_FILL,
                 MINIMAL => MINIMAL_FILL,
                 _ => PEER,
             };
