@@ -81,7 +81,9 @@ fn method(b: &Bench) -> Vec<String> {
              times a round trip (1, 2, 7), and runs on CPU {} where it must not compete (3, 4, 5).",
             b.tree_cpu, b.harness_cpu
         ),
-        "Δ: an init's median minus the floor's (`no init`: the same program run the same way with no init). \
+        "Δ: an init's median minus the floor's (`no init`: the same program run the same way with no init); in \
+         figure 1, the median over rounds of the init's time minus the floor's in the same round, which a loaded \
+         machine moves less. \
          × best peer: a value over the best peer's (shim and the floor are not peers, nor is a peer that never \
          sleeps: it buys its latency with a whole CPU). Percentiles by nearest rank."
             .to_string(),

@@ -1,6 +1,7 @@
 //! Figure 1: the cost of an init at start and exit. `INIT -- /bin/true`, timed from the clone
 //! to the reap, as PID 1 of a new PID and mount namespace and as an ordinary child; the Δ over
-//! running `/bin/true` itself the same way is what the init adds. Harness and tree share one
+//! running `/bin/true` itself the same way is what the init adds, taken round by round (the
+//! median of the differences within each round, `delta_us_paired`). Harness and tree share one
 //! CPU, so no cross-CPU wake-up is timed.
 //!
 //! Two diagnostics come with it: the minor page faults of the whole tree (from wait4's rusage;
@@ -34,6 +35,8 @@ const MODES: [Mode; 3] = [
 #[derive(Default, Clone)]
 struct Samples {
     us: Vec<f64>,
+    /// Each recorded round's time, `None` where the run failed: rounds line up across inits.
+    by_round: Vec<Option<f64>>,
     faults: Vec<f64>,
     failures: usize,
     last_failure: String,
@@ -76,6 +79,10 @@ pub fn run(b: &Bench) -> Result<Value> {
                 let exit = proc.wait(Duration::from_secs(5)).context(|| format!("wait for {}", b.inits[i].name))?;
                 let took = t0.elapsed();
                 let s = &mut samples[m][i];
+                if round >= warmup {
+                    let ok = matches!(exit, Some(Exit::Code(0)));
+                    s.by_round.push(ok.then_some(took.as_secs_f64() * 1e6));
+                }
                 match exit {
                     Some(Exit::Code(0)) if round >= warmup => {
                         s.us.push(took.as_secs_f64() * 1e6);
@@ -96,14 +103,27 @@ pub fn run(b: &Bench) -> Result<Value> {
         "unit": "µs",
         "cpu": format!("harness and tree on CPU {}", b.tree_cpu),
     });
+    let floor = b.inits.iter().position(|init| init.is_floor());
     for (m, mode) in MODES.iter().enumerate() {
         out[mode.key] = (0..n)
             .filter(|&i| prepared[m][i].is_some())
             .map(|i| {
                 let s = &samples[m][i];
+                // The init's time minus the floor's in the same round: each round runs every
+                // init back to back, so a slow minute of the machine falls on both.
+                let paired: Vec<f64> = match floor.filter(|_| !mode.alone) {
+                    Some(f) => s
+                        .by_round
+                        .iter()
+                        .zip(&samples[m][f].by_round)
+                        .filter_map(|(mine, floor)| Some((*mine)? - (*floor)?))
+                        .collect(),
+                    None => Vec::new(),
+                };
                 json!({
                     "init": b.inits[i].name,
                     "us": stats::json(&s.us),
+                    "delta_us_paired": stats::json(&paired),
                     "minor_faults": stats::json(&s.faults),
                     "failures": s.failures,
                     "last_failure": s.last_failure,
