@@ -5,7 +5,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::unistd::Pid;
 
@@ -16,6 +16,7 @@ use crate::exit::{ExitCode, Status};
 use crate::log::{self, Words};
 use crate::machine::{Action, Dropped, Event, Holder, Left, Machine, Policy, Target, Tty, Why};
 use crate::signals::{Origin, Sig, SIGCHLD, SIGCONT, SIGKILL};
+use crate::sys::clock::Clock;
 use crate::sys::{self, Known, Remaining, Sent, Wait};
 use crate::{info, warn};
 
@@ -24,8 +25,9 @@ struct Run<'a> {
     config: &'a Config,
     child: Pid,
     pid1: bool,
-    start: Instant,
-    spawned: Instant,
+    clock: Clock,
+    /// When the program started, by `clock`; only read for a log line.
+    spawned: Duration,
     /// The pre-stop hook while it runs.
     hook: Option<Pid>,
     /// The key watch while the main child runs, if the program was given the terminal.
@@ -34,7 +36,7 @@ struct Run<'a> {
 
 /// Run `config.program` under supervision and return the code shim should exit with.
 pub fn run(config: &Config) -> Result<ExitCode, Error> {
-    let start = Instant::now();
+    let clock = Clock::start();
     let pid1 = sys::pid() == 1;
     if !pid1 {
         if let Err(e) = sys::become_subreaper() {
@@ -66,8 +68,8 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
         None
     };
     // Only a log line reads `spawned`: unless it is shown, no second clock reading.
-    let spawned = if log::enabled(1) { Instant::now() } else { start };
-    let mut run = Run { config, child, pid1, start, spawned, hook: None, watch };
+    let spawned = if log::enabled(1) { clock.elapsed() } else { Duration::ZERO };
+    let mut run = Run { config, child, pid1, clock, spawned, hook: None, watch };
     info!(
         1,
         "started {} as pid {child} in process group {child}{}{}",
@@ -86,7 +88,7 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
 
     let mut machine = Machine::new(Policy::from_config(config, pid1, tty));
     loop {
-        let timeout = machine.deadline().map(|due| due.saturating_sub(start.elapsed()));
+        let timeout = machine.deadline().map(|due| due.saturating_sub(run.clock.elapsed()));
         let woken = sys::wait_signal(timeout).map_err(|e| Error::setup("wait for signals", e))?;
         if let ControlFlow::Break(code) = run.on_wake(&mut machine, woken) {
             return Ok(code);
@@ -134,7 +136,7 @@ impl Run<'_> {
 
     /// Feed one event and carry out what the machine answers, and what that leads to.
     fn feed(&mut self, machine: &mut Machine, event: Event) -> ControlFlow<ExitCode> {
-        let now = self.start.elapsed();
+        let now = self.clock.elapsed();
         for action in machine.handle(event, now) {
             match self.carry_out(action, now, machine.deadline()) {
                 Done::Continue => {}
@@ -180,7 +182,7 @@ impl Run<'_> {
         }
         if let Some(status) = drained.main {
             // Inside the log line, so it is only worked out when the line is written.
-            let after = || duration::display(self.spawned.elapsed());
+            let after = || duration::display(self.clock.elapsed().saturating_sub(self.spawned));
             match status {
                 Status::Exited(code) => info!(1, "main child {} exited with {code} after {}", self.child, after()),
                 Status::Signaled(sig) => info!(1, "main child {} was killed by {sig} after {}", self.child, after()),
@@ -260,7 +262,7 @@ impl Run<'_> {
                 }
             }
             Action::Exit(code) => {
-                info!(1, "exiting with {} after {}", code.0, duration::display(self.start.elapsed()));
+                info!(1, "exiting with {} after {}", code.0, duration::display(self.clock.elapsed()));
                 return Done::Exit(code);
             }
         }

@@ -28,6 +28,7 @@ use crate::proctree;
 use crate::signals::{Received, Sig};
 
 pub mod arena;
+pub mod clock;
 pub mod start;
 
 /// Every catchable signal, as the kernel's 64-bit mask (bit N-1 for signal N). SIGKILL and
