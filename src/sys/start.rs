@@ -139,10 +139,21 @@ impl Environment {
         env
     }
 
-    /// The value of `name`, as [`env_var`] finds it.
+    /// The value of `name`, as [`env_var`] finds it. The parser asks for each of shim's
+    /// variables, mostly not set, so the answer for one of them when none is set is inlined
+    /// into it: a call costs more than that answer.
+    #[inline]
     pub fn var(&self, name: &str) -> Option<OsString> {
         // A pattern, not `str::starts_with`, which calls memcmp for five bytes.
         let own = matches!(name.as_bytes(), [b'S', b'H', b'I', b'M', b'_', ..]);
+        if own && self.count == 0 {
+            return None;
+        }
+        self.search(name, own)
+    }
+
+    #[inline(never)]
+    fn search(&self, name: &str, own: bool) -> Option<OsString> {
         if !own || self.overflow {
             return env_var(name);
         }
