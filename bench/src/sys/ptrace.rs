@@ -3,9 +3,12 @@
 //! its exit, and so is every child it makes until that child execs. The program it runs is
 //! let run, and only its exit is noted, which is where the init's last phase begins.
 //!
-//! Each step is one instruction of the tracee's (a `rep`-prefixed string instruction counts
-//! once per repetition, as the CPU traps on each), and an instruction that is `syscall` is a
-//! syscall, its number read from rax before it runs. No sampling and no clock: the counts do
+//! Each step is one instruction of the tracee's, and an instruction that is `syscall` is a
+//! syscall, its number read from rax before it runs. The CPU traps after each repetition of a
+//! `rep`-prefixed string instruction, with the same instruction next: steps that find the
+//! instruction pointer where the last one left it count no further, so such an instruction
+//! counts once, however many bytes it copies (a 192-byte `rep movsb` would otherwise count as
+//! 192 instructions). No sampling and no clock: the counts do
 //! not depend on the machine's load, and a run of a small init takes a few milliseconds.
 //! x86_64 only, as the whole suite is.
 
@@ -92,8 +95,9 @@ fn ptrace(request: libc::c_uint, pid: i32, addr: usize, data: usize) -> io::Resu
     Ok(rc)
 }
 
-/// The next instruction of `pid`: whether it is `syscall`, and rax (its number if so).
-fn next_instruction(pid: i32) -> io::Result<(bool, i64)> {
+/// The next instruction of `pid`: where it is, whether it is `syscall`, and rax (its number
+/// if so).
+fn next_instruction(pid: i32) -> io::Result<(u64, bool, i64)> {
     // SAFETY: an all-zero user_regs_struct is a valid value of this plain C struct.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
     ptrace(libc::PTRACE_GETREGS, pid, 0, &mut regs as *mut libc::user_regs_struct as usize)?;
@@ -101,7 +105,7 @@ fn next_instruction(pid: i32) -> io::Result<(bool, i64)> {
     // SAFETY: errno is this thread's own.
     unsafe { *libc::__errno_location() = 0 };
     let word = ptrace(libc::PTRACE_PEEKTEXT, pid, regs.rip as usize, 0)? as u64;
-    Ok((word & 0xffff == SYSCALL, regs.rax as i64))
+    Ok((regs.rip, word & 0xffff == SYSCALL, regs.rax as i64))
 }
 
 /// Start `program` as PID 1 of a new PID and mount namespace, traced from its exec, and count
@@ -192,6 +196,8 @@ struct Counter {
     roles: HashMap<i32, Role>,
     /// The init's first child, the program, once spawned.
     main: Option<i32>,
+    /// Where each tracee was at its last step.
+    last: HashMap<i32, u64>,
     steps: u64,
     limit: u64,
 }
@@ -209,9 +215,11 @@ impl Counter {
             return Err(io::Error::other(format!("ran more than {} instructions", self.limit)));
         }
         let phase = if role == Role::Init { self.phase } else { Phase::ChildToExec };
-        let (is_syscall, number) = next_instruction(pid)?;
+        let (at, is_syscall, number) = next_instruction(pid)?;
+        // The same instruction again: a `rep` string instruction's next repetition.
+        let again = self.last.insert(pid, at) == Some(at);
         let counted = self.counted(phase);
-        counted.instructions += 1;
+        counted.instructions += u64::from(!again);
         if is_syscall {
             counted.syscalls.push(number);
         }
@@ -249,6 +257,7 @@ fn count(init: i32, limit: u64) -> io::Result<Trace> {
         phase: Phase::ToSpawn,
         roles: HashMap::from([(init, Role::Init)]),
         main: None,
+        last: HashMap::new(),
         steps: 0,
         limit,
     };
