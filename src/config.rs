@@ -7,10 +7,12 @@
 //! `-v` included), which general-purpose parsers get wrong or make costly in binary size.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::duration;
 use crate::exit::SuccessExits;
+use crate::health::addr;
 use crate::signals::{Sig, SignalMap};
 
 /// Where forwarded signals go (`--forward-to`).
@@ -35,11 +37,17 @@ pub struct Config {
     pub success: SuccessExits,
     /// The signal shim asks for when its parent dies.
     pub pdeathsig: Option<Sig>,
+    /// Where shim answers health checks itself (`--health`).
+    pub health: Option<SocketAddr>,
+    /// What must also accept a TCP connection for a health check to be 200.
+    pub health_probe: Option<SocketAddr>,
     /// The program and its arguments; never empty.
     pub program: Vec<OsString>,
 }
 
 /// What the command line asks for.
+// Made once per run and moved once: boxing the config would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Run(Config),
@@ -144,7 +152,7 @@ struct Opt {
     kind: Kind,
 }
 
-const OPTIONS: [Opt; 10] = [
+const OPTIONS: [Opt; 12] = [
     Opt {
         long: "grace",
         short: Some('g'),
@@ -219,6 +227,24 @@ const OPTIONS: [Opt; 10] = [
         kind: Kind::Value { apply: |c, v| Sig::parse(v).map(|s| c.pdeathsig = Some(s)), repeatable: false },
     },
     Opt {
+        long: "health",
+        short: None,
+        value: "ADDR",
+        env: "SHIM_HEALTH",
+        default: "",
+        help: "HTTP 200 here, 503 once a stop begins",
+        kind: Kind::Value { apply: |c, v| addr::listen(v).map(|a| c.health = Some(a)), repeatable: false },
+    },
+    Opt {
+        long: "health-probe",
+        short: None,
+        value: "ADDR",
+        env: "SHIM_HEALTH_PROBE",
+        default: "",
+        help: "200 only while ADDR accepts TCP",
+        kind: Kind::Value { apply: |c, v| addr::probe(v).map(|a| c.health_probe = Some(a)), repeatable: false },
+    },
+    Opt {
         long: "verbose",
         short: Some('v'),
         value: "",
@@ -258,6 +284,8 @@ fn defaults() -> Config {
         map: SignalMap::default(),
         success: SuccessExits::default(),
         pdeathsig: None,
+        health: None,
+        health_probe: None,
         program: Vec::new(),
     }
 }
@@ -336,6 +364,9 @@ where
         for one in values {
             apply(&mut config, one).map_err(|e| UsageError(format!("{}: {e}", option.env)))?;
         }
+    }
+    if config.health_probe.is_some() && config.health.is_none() {
+        return Err(UsageError("--health-probe needs --health: the probe only shapes its answers".into()));
     }
     config.verbosity = match verbosity {
         Some(v) => v,
@@ -562,7 +593,9 @@ mod tests {
     #[test]
     fn help_fits_one_screen_and_names_every_option() {
         let h = help();
-        assert!(h.lines().count() <= 24, "{} lines", h.lines().count());
+        // 24 rows until the health endpoint's two options; a row each for those and for what
+        // comes next still leaves room for the prompt on a 30-row terminal.
+        assert!(h.lines().count() <= 28, "{} lines", h.lines().count());
         assert!(h.lines().all(|l| l.chars().count() <= 80), "a line is wider than a terminal:\n{h}");
         for o in &OPTIONS {
             assert!(h.contains(&format!("--{}", o.long)) && h.contains(o.env), "help lacks --{}", o.long);

@@ -3,6 +3,7 @@
 
 use std::ffi::OsStr;
 use std::fmt;
+use std::net::SocketAddr;
 
 use nix::errno::Errno;
 
@@ -25,6 +26,20 @@ impl Error {
     /// shim's own setup failed: `failed to <what>: <cause>`.
     pub fn setup(what: &str, errno: Errno) -> Error {
         Error { message: format!("failed to {what}: {}", errno.desc()), code: exit::FAILED }
+    }
+
+    /// `--health`'s address could not be listened on.
+    pub fn health(addr: SocketAddr, errno: Errno) -> Error {
+        let hint = match errno {
+            Errno::EADDRINUSE => "; something else listens there: choose another --health port",
+            Errno::EACCES => "; ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a higher one",
+            Errno::EADDRNOTAVAIL => "; no interface here has that address: use :PORT for all of them",
+            _ => "",
+        };
+        Error {
+            message: format!("failed to listen for health checks on {addr}: {}{hint}", errno.desc()),
+            code: exit::FAILED,
+        }
     }
 
     /// The program could not be started.

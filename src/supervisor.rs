@@ -1,10 +1,12 @@
 //! One supervision from spawn to exit: the loop that waits in the kernel for a signal or the
-//! next deadline, turns what the kernel says into [`Event`]s, feeds them to the [`Machine`],
-//! and carries out its [`Action`]s through [`sys`]. It decides nothing itself: it gathers
-//! facts, dispatches, and writes the log lines that say what was done.
+//! next deadline (and, with `--health`, a health check), turns what the kernel says into
+//! [`Event`]s, feeds them to the [`Machine`], carries out its [`Action`]s through [`sys`],
+//! and hands the health endpoint the machine's [`Health`]. It decides nothing itself: it
+//! gathers facts, dispatches, and writes the log lines that say what was done.
 
 use std::ffi::{OsStr, OsString};
 use std::ops::ControlFlow;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
@@ -13,6 +15,7 @@ use crate::config::Config;
 use crate::duration;
 use crate::error::Error;
 use crate::exit::{ExitCode, Status};
+use crate::health::{Health, Server};
 use crate::log::Words;
 use crate::machine::{Action, Dropped, Event, Holder, Left, Machine, Policy, Target, Tty, Why};
 use crate::signals::{Origin, Sig, SIGCHLD, SIGCONT, SIGKILL};
@@ -32,9 +35,45 @@ struct Run<'a> {
     watch: Option<Pid>,
 }
 
+/// The health endpoint, and what the loop's wait needs for it.
+struct Endpoint {
+    server: Server,
+    /// Readable while a signal is pending: one wait covers signals and sockets.
+    signals: OwnedFd,
+    /// The answer last logged.
+    told: Health,
+}
+
+impl Endpoint {
+    /// Listen on `--health`'s address before anything starts, so that an address that cannot
+    /// be had keeps the program from starting.
+    fn open(config: &Config) -> Result<Option<Endpoint>, Error> {
+        let Some(addr) = config.health else { return Ok(None) };
+        let server = Server::open(addr, config.health_probe).map_err(|e| Error::health(addr, e))?;
+        let signals = sys::signal_fd().map_err(|e| Error::setup("create a signalfd for the health endpoint", e))?;
+        Ok(Some(Endpoint { server, signals, told: Health::Serving }))
+    }
+
+    fn fds(&self) -> [i32; 2] {
+        [self.server.fd(), self.signals.as_raw_fd()]
+    }
+}
+
+/// Sleep in the kernel until a signal, the machine's next deadline `due`, or (with the
+/// endpoint) a health check's socket; take the signal if there is one.
+fn wait(endpoint: Option<&mut Endpoint>, due: Option<Duration>, now: Duration) -> Result<Wait, nix::errno::Errno> {
+    let Some(e) = endpoint else { return sys::wait_signal(due.map(|due| due.saturating_sub(now))) };
+    if e.server.wait(&e.signals, due, now)?.signal {
+        sys::wait_signal(Some(Duration::ZERO))
+    } else {
+        Ok(Wait::Nothing)
+    }
+}
+
 /// Run `config.program` under supervision and return the code shim should exit with.
 pub fn run(config: &Config) -> Result<ExitCode, Error> {
     let start = Instant::now();
+    let mut endpoint = Endpoint::open(config)?;
     let pid1 = sys::pid() == 1;
     if !pid1 {
         if let Err(e) = sys::become_subreaper() {
@@ -74,8 +113,14 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
         if foreground { ", in the terminal's foreground" } else { "" },
     );
 
+    if let Some(e) = &endpoint {
+        let at = e.server.local_addr().map_or_else(|| "?".to_string(), |a| a.to_string());
+        info!(1, "answering health checks on {at}");
+    }
+
     // The program has its own copies of inherited fds and of the working directory.
-    if let Err(e) = sys::close_inherited_fds() {
+    let keep = endpoint.as_ref().map(Endpoint::fds).unwrap_or([-1; 2]);
+    if let Err(e) = sys::close_inherited_fds(&keep) {
         warn!("could not close inherited file descriptors: {}", e.desc());
     }
     if let Err(e) = sys::leave_working_directory() {
@@ -84,10 +129,20 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
 
     let mut machine = Machine::new(Policy::from_config(config, pid1, tty));
     loop {
-        let timeout = machine.deadline().map(|due| due.saturating_sub(start.elapsed()));
-        let woken = sys::wait_signal(timeout).map_err(|e| Error::setup("wait for signals", e))?;
+        let woken = wait(endpoint.as_mut(), machine.deadline(), start.elapsed())
+            .map_err(|e| Error::setup("wait for signals", e))?;
         if let ControlFlow::Break(code) = run.on_wake(&mut machine, woken) {
             return Ok(code);
+        }
+        // Signals first, then health checks: one that came with a stop signal is answered
+        // as the machine stands after it.
+        if let Some(e) = endpoint.as_mut() {
+            let health = machine.health();
+            if health != e.told {
+                info!(1, "health checks are answered 503 draining from now");
+                e.told = health;
+            }
+            e.server.serve(health, start.elapsed());
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The thin layer that calls the kernel: signal mask and waiting, spawning the program,
 //! reaping, sending signals, the terminal, fds, and reading `/proc`. It decides nothing that
-//! the state machine could; it reports what the kernel said, and logs nothing. The only
-//! module with `unsafe`.
+//! the state machine could; it reports what the kernel said, and logs nothing. With the
+//! health endpoint's socket calls, the only module with `unsafe`.
 //!
 //! Private to the crate, and sound only in a single-threaded process that owns no fd at or
 //! above 3 (`fork`, closing inherited fds): the crate's one public way in, [`crate::supervise`],
@@ -102,6 +102,26 @@ fn take_signal(timeout: Option<&libc::timespec>) -> (libc::c_long, libc::siginfo
         )
     };
     (rc, info)
+}
+
+/// A signalfd for every catchable signal: readable while one is pending, so that one
+/// ppoll(2) can wait for signals and sockets at once. It is only ever polled, never read:
+/// signals are still taken with [`wait_signal`], the same way with or without it.
+pub fn signal_fd() -> Result<OwnedFd, Errno> {
+    // SAFETY: the mask is a valid u64 of KERNEL_SIGSET_SIZE bytes; -1 asks for a new fd.
+    // The raw syscall, for the same reason as in take_signal.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &ALL_CATCHABLE as *const u64,
+            KERNEL_SIGSET_SIZE,
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        )
+    };
+    let fd = i32::try_from(Errno::result(fd)?).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel just made this fd, and nothing else owns it.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
 }
 
 /// What waiting for a signal gave.
@@ -417,7 +437,8 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
 pub fn spawn_key_watch(group: Pid) -> Result<Pid, Errno> {
     let shim = pid();
     // SAFETY: single-threaded (the module's contract), and the child
-    // calls only async-signal-safe functions (prctl, getppid, setpgid, rt_sigtimedwait, kill).
+    // calls only async-signal-safe functions (prctl, getppid, setpgid, close_range,
+    // rt_sigtimedwait, kill).
     match unsafe { unistd::fork() }? {
         ForkResult::Parent { child } => {
             // Join it to the group from this side too, as spawn does for the program: a key
@@ -432,13 +453,15 @@ pub fn spawn_key_watch(group: Pid) -> Result<Pid, Errno> {
 }
 
 fn watch_keys(group: Pid, shim: libc::pid_t) -> ! {
-    // SAFETY: prctl, getppid and setpgid take integers. Gone with shim, whatever happens to
-    // it; and nothing to watch if the program's group is gone already.
+    // SAFETY: prctl, getppid, setpgid and close_range take integers. Gone with shim, whatever
+    // happens to it; and nothing to watch if the program's group is gone already.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
         if libc::getppid() != shim || libc::setpgid(0, group.as_raw()) != 0 {
             libc::_exit(0);
         }
+        // shim's own fds (the health endpoint's sockets) are not this process's to hold.
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
     }
     // The mask is shim's, everything blocked: nothing the group gets can stop or kill this
     // process. Every signal is taken off the queue, or real-time ones forwarded to the group
@@ -678,18 +701,29 @@ pub fn stop_self() -> Result<(), Errno> {
 /// Close every fd from 3 up that shim inherited: the program has its own copies, and shim
 /// must not keep a socket alive that the program closed. close_range(2), or /proc/self/fd on
 /// kernels before 5.9.
-pub fn close_inherited_fds() -> Result<(), Errno> {
-    // SAFETY: close_range takes integers; nothing in the process owns an fd at or above 3
-    // (the module's contract).
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    if rc == 0 {
+pub fn close_inherited_fds(keep: &[i32]) -> Result<(), Errno> {
+    let close_range = |from: u32, to: u32| {
+        // SAFETY: close_range takes integers; nothing in the process owns an fd at or above 3
+        // but those in `keep` (the module's contract), which no range covers.
+        from > to || unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) } == 0
+    };
+    // The gaps between the fds kept, in order; `keep` is at most a few fds.
+    let mut kept: Vec<u32> = keep.iter().filter_map(|&fd| u32::try_from(fd).ok()).filter(|&fd| fd >= 3).collect();
+    kept.sort_unstable();
+    let mut from = 3;
+    let mut closed = true;
+    for fd in kept {
+        closed &= close_range(from, fd.saturating_sub(1));
+        from = fd + 1;
+    }
+    if closed && close_range(from, u32::MAX) {
         return Ok(());
     }
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .map_err(io_errno)?
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd >= 3)
+        .filter(|fd| *fd >= 3 && !keep.contains(fd))
         .collect();
     for fd in fds {
         // SAFETY: closing an integer fd; the directory handle used to list them is closed
