@@ -158,15 +158,16 @@ mod tests {
             let full = response(answer, false);
             let text = std::str::from_utf8(full).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
-            let length: usize =
-                head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap().parse().unwrap();
+            let length: usize = head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).unwrap().parse().unwrap();
             assert_eq!(length, body.len(), "{text:?}");
             assert!(head.contains("\r\nConnection: close"), "{text:?}");
             if answer != Answer::BadRequest {
                 assert_eq!(response(answer, true), &full[..full.len() - body.len()], "HEAD: the same, no body");
             }
         }
-        assert!(response(Answer::Ok, false).starts_with(b"HTTP/1.1 200 ") && response(Answer::Ok, false).ends_with(b"ok"));
+        assert!(
+            response(Answer::Ok, false).starts_with(b"HTTP/1.1 200 ") && response(Answer::Ok, false).ends_with(b"ok")
+        );
         assert!(response(Answer::Draining, false).starts_with(b"HTTP/1.1 503 "));
         assert!(response(Answer::Draining, false).ends_with(b"\r\n\r\ndraining"));
     }

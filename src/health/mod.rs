@@ -18,8 +18,10 @@ use nix::errno::Errno;
 pub use crate::machine::Health;
 use http::{Answer, Request};
 
-/// Clients answered at once; more are closed as they arrive. Health checkers open one
-/// connection per check, so a handful is plenty, and a flood cannot take more than this.
+/// Clients answered at once. Health checkers open one connection per check, so a handful
+/// is plenty, and a flood cannot take more than this: when all are taken, the one that has
+/// waited longest for its request is closed to make room, so that clients that connect and
+/// send nothing (a slowloris) cannot keep a real check out.
 const MAX_CLIENTS: usize = 16;
 /// The most of a request shim reads. A checker's request is a few hundred bytes.
 const REQUEST_MAX: usize = 1024;
@@ -123,8 +125,9 @@ impl Server {
         // Backwards, so that removing one moves only clients already seen.
         for i in (0..self.clients.len()).rev() {
             let due = now >= self.clients[i].until;
-            if (self.ready[i] || due) && self.step(i, health, now) == Step::Done {
-                self.clients.swap_remove(i);
+            if self.ready[i] || due {
+                let step = self.step(i, health, now);
+                self.finish(i, step);
             }
         }
         self.ready = [false; MAX_CLIENTS];
@@ -133,16 +136,15 @@ impl Server {
         }
         for _ in 0..ACCEPT_BATCH {
             match socket::accept(&self.listener) {
-                Ok(Some(conn)) if self.clients.len() < MAX_CLIENTS => {
+                Ok(Some(conn)) if self.make_room() => {
                     let until = now.saturating_add(READ_TIMEOUT);
                     self.clients.push(Client { conn, until, len: 0, request: [0; REQUEST_MAX], probe: None });
                     // Its request is usually there already: answer it without another wake-up.
                     let i = self.clients.len() - 1;
-                    if self.step(i, health, now) == Step::Done {
-                        self.clients.swap_remove(i);
-                    }
+                    let step = self.step(i, health, now);
+                    self.finish(i, step);
                 }
-                // The excess is closed at once: a flood holds no more than MAX_CLIENTS.
+                // Every client is waiting on its probe: the newcomer is the one closed.
                 Ok(Some(excess)) => drop(excess),
                 Ok(None) => break,
                 Err(_) => {
@@ -153,30 +155,42 @@ impl Server {
         }
     }
 
+    /// Whether a new client fits, after closing the oldest one still sending its request if
+    /// need be. One waiting on its probe is kept: it is answered within the probe's timeout.
+    fn make_room(&mut self) -> bool {
+        if self.clients.len() < MAX_CLIENTS {
+            return true;
+        }
+        let oldest = self.clients.iter().enumerate().filter(|(_, c)| c.probe.is_none()).min_by_key(|(_, c)| c.until);
+        match oldest.map(|(i, _)| i) {
+            Some(i) => {
+                self.clients.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Move client `i` on as far as it goes now.
     fn step(&mut self, i: usize, health: Health, now: Duration) -> Step {
         let probe = self.probe;
         let c = &mut self.clients[i];
         if let Some((sock, head)) = &c.probe {
             let connected = now < c.until && socket::connected(sock);
-            socket::send(&c.conn, http::response(Answer::of(health, Some(connected)), *head));
-            return Step::Done;
+            return Step::Answer(http::response(Answer::of(health, Some(connected)), *head));
         }
         if now >= c.until {
-            return Step::Done;
+            return Step::Close;
         }
         match socket::read(&c.conn, &mut c.request[c.len..]) {
             socket::Read::Bytes(n) => c.len += n,
             socket::Read::Later => return Step::Waiting,
-            socket::Read::Closed => return Step::Done,
+            socket::Read::Closed => return Step::Close,
         }
         let head = match http::parse(&c.request[..c.len]) {
             Request::Complete { head } => head,
             Request::Partial if c.len < REQUEST_MAX => return Step::Waiting,
-            Request::Partial | Request::Bad => {
-                socket::send(&c.conn, http::response(Answer::BadRequest, false));
-                return Step::Done;
-            }
+            Request::Partial | Request::Bad => return Step::Answer(http::response(Answer::BadRequest, false)),
         };
         // Draining needs no probe: the answer is 503 whatever the program does.
         let probed = match probe {
@@ -190,13 +204,24 @@ impl Server {
             },
             _ => None,
         };
-        socket::send(&c.conn, http::response(Answer::of(health, probed), head));
-        Step::Done
+        Step::Answer(http::response(Answer::of(health, probed), head))
+    }
+
+    /// Carry out what [`Server::step`] found for client `i`.
+    fn finish(&mut self, i: usize, step: Step) {
+        match step {
+            Step::Waiting => {}
+            Step::Close => drop(self.clients.swap_remove(i)),
+            Step::Answer(bytes) => socket::answer(self.clients.swap_remove(i).conn, bytes),
+        }
     }
 }
 
-#[derive(PartialEq, Eq)]
+/// Where a client stands after a step.
 enum Step {
     Waiting,
-    Done,
+    /// Given up on, with no answer: it closed, or its time ran out.
+    Close,
+    /// Answered with these bytes, then closed.
+    Answer(&'static [u8]),
 }

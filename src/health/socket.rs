@@ -87,10 +87,18 @@ pub fn read(fd: &OwnedFd, into: &mut [u8]) -> Read {
     }
 }
 
-/// Send `bytes` without waiting, and without a SIGPIPE if the client has gone: an answer is a
-/// few hundred bytes into an empty socket buffer, so it goes whole or the client is gone.
-pub fn send(fd: &OwnedFd, bytes: &[u8]) {
+/// Send `bytes` and close: without waiting, and without a SIGPIPE if the client has gone (an
+/// answer is a few hundred bytes into an empty socket buffer, so it goes whole or the client
+/// is gone). What the client sent beyond what was read is read away first: closing with
+/// unread bytes resets the connection, and the client may lose the answer.
+pub fn answer(fd: OwnedFd, bytes: &[u8]) {
     let _ = socket::send(fd.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT);
+    let mut rest = [0u8; 512];
+    for _ in 0..8 {
+        if !matches!(read(&fd, &mut rest), Read::Bytes(_)) {
+            break;
+        }
+    }
 }
 
 /// A connect that has been started.
