@@ -38,7 +38,7 @@ pub struct Config {
     /// The signal shim asks for when its parent dies.
     pub pdeathsig: Option<Sig>,
     /// Where shim answers health checks itself (`--health`).
-    pub health: Option<SocketAddr>,
+    pub health: Option<addr::Listen>,
     /// What must also accept a TCP connection for a health check to be 200.
     pub health_probe: Option<SocketAddr>,
     /// The program and its arguments; never empty.

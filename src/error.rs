@@ -3,11 +3,11 @@
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::net::SocketAddr;
 
 use nix::errno::Errno;
 
 use crate::exit::{self, ExitCode};
+use crate::health::addr::Listen;
 use crate::sys::SpawnError;
 
 #[derive(Debug)]
@@ -29,7 +29,7 @@ impl Error {
     }
 
     /// `--health`'s address could not be listened on.
-    pub fn health(addr: SocketAddr, errno: Errno) -> Error {
+    pub fn health(addr: &Listen, errno: Errno) -> Error {
         let hint = match errno {
             Errno::EADDRINUSE => "; something else listens there: choose another --health port",
             Errno::EACCES => "; ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a higher one",

@@ -22,7 +22,7 @@ pub mod error;
 pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;
-mod health;
+pub mod health;
 pub mod log;
 pub mod machine;
 pub mod persona;

@@ -48,8 +48,8 @@ impl Endpoint {
     /// Listen on `--health`'s address before anything starts, so that an address that cannot
     /// be had keeps the program from starting.
     fn open(config: &Config) -> Result<Option<Endpoint>, Error> {
-        let Some(addr) = config.health else { return Ok(None) };
-        let server = Server::open(addr, config.health_probe).map_err(|e| Error::health(addr, e))?;
+        let Some(listen) = &config.health else { return Ok(None) };
+        let server = Server::open(listen.at, config.health_probe).map_err(|e| Error::health(listen, e))?;
         let signals = sys::signal_fd().map_err(|e| Error::setup("create a signalfd for the health endpoint", e))?;
         Ok(Some(Endpoint { server, signals, told: Health::Serving }))
     }
@@ -113,9 +113,9 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
         if foreground { ", in the terminal's foreground" } else { "" },
     );
 
-    if let Some(e) = &endpoint {
-        let at = e.server.local_addr().map_or_else(|| "?".to_string(), |a| a.to_string());
-        info!(1, "answering health checks on {at}");
+    if let (Some(e), Some(listen)) = (&endpoint, &config.health) {
+        let port = e.server.port().unwrap_or(listen.at.port());
+        info!(1, "answering health checks on {}", listen.shown(port));
     }
 
     // The program has its own copies of inherited fds and of the working directory.

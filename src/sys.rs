@@ -707,13 +707,12 @@ pub fn close_inherited_fds(keep: &[i32]) -> Result<(), Errno> {
         // but those in `keep` (the module's contract), which no range covers.
         from > to || unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) } == 0
     };
-    // The gaps between the fds kept, in order; `keep` is at most a few fds.
-    let mut kept: Vec<u32> = keep.iter().filter_map(|&fd| u32::try_from(fd).ok()).filter(|&fd| fd >= 3).collect();
-    kept.sort_unstable();
-    let mut from = 3;
+    // The gaps between the fds kept, lowest first; `keep` is at most a few fds, so finding
+    // the next one each time costs less than a sort (in code size too).
+    let mut from: u32 = 3;
     let mut closed = true;
-    for fd in kept {
-        closed &= close_range(from, fd.saturating_sub(1));
+    while let Some(fd) = keep.iter().filter_map(|&fd| u32::try_from(fd).ok()).filter(|&fd| fd >= from).min() {
+        closed &= close_range(from, fd - 1);
         from = fd + 1;
     }
     if closed && close_range(from, u32::MAX) {

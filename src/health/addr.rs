@@ -3,18 +3,41 @@
 //! FROM-scratch image has no resolver to ask, and a health port bound to whatever a name
 //! happened to resolve to at start-up is a surprise.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// A listening address, and its host as the user wrote it: logs and errors show that rather
+/// than the parsed form, which also spares the binary std's address formatting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listen {
+    pub at: SocketAddr,
+    host: String,
+}
+
+impl Listen {
+    /// As written, with `port` (the one the kernel chose, for port 0).
+    pub fn shown(&self, port: u16) -> String {
+        format!("{}:{port}", self.host)
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown(self.at.port()))
+    }
+}
 
 /// Where to listen for health checks. `:PORT` is every address: IPv6 and IPv4 together
 /// (`[::]`; shim falls back to `0.0.0.0` where the kernel has no IPv6). Port 0 lets the
 /// kernel choose one, which the log names.
-pub fn listen(text: &str) -> Result<SocketAddr, String> {
+pub fn listen(text: &str) -> Result<Listen, String> {
     let (host, port) = split(text)?;
     let ip = match host {
         "" => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         host => ip(host, text)?,
     };
-    Ok(SocketAddr::new(ip, port))
+    let written = text.rsplit_once(':').map_or("", |(h, _)| h);
+    Ok(Listen { at: SocketAddr::new(ip, port), host: written.to_string() })
 }
 
 /// What to connect to for `--health-probe`: the program's own port. `:PORT` is this
@@ -58,7 +81,14 @@ mod tests {
     use super::*;
 
     fn ok(s: &str) -> String {
-        listen(s).unwrap().to_string()
+        listen(s).unwrap().at.to_string()
+    }
+
+    #[test]
+    fn an_address_is_shown_as_written() {
+        assert_eq!(listen(":8099").unwrap().to_string(), ":8099");
+        assert_eq!(listen("[::]:8099").unwrap().to_string(), "[::]:8099");
+        assert_eq!(listen("localhost:0").unwrap().shown(41234), "localhost:41234");
     }
 
     #[test]

@@ -48,7 +48,7 @@ struct Client {
 }
 
 /// The listening socket and its clients.
-pub struct Server {
+pub(crate) struct Server {
     listener: OwnedFd,
     probe: Option<SocketAddr>,
     clients: Vec<Client>,
@@ -59,7 +59,7 @@ pub struct Server {
 }
 
 /// What a wait gave.
-pub struct Woken {
+pub(crate) struct Woken {
     /// A signal is pending.
     pub signal: bool,
 }
@@ -77,9 +77,9 @@ impl Server {
         })
     }
 
-    /// The address it listens on, with the port the kernel chose for port 0.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        socket::local_addr(&self.listener)
+    /// The port it listens on: the one the kernel chose for port 0.
+    pub fn port(&self) -> Option<u16> {
+        socket::local_port(&self.listener)
     }
 
     /// The listener's fd, which must survive the closing of inherited fds.

@@ -46,13 +46,10 @@ pub fn listen(addr: SocketAddr) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-/// The address `fd` is bound to: the port the kernel chose for port 0.
-pub fn local_addr(fd: &OwnedFd) -> Option<SocketAddr> {
+/// The port `fd` is bound to: the one the kernel chose for port 0.
+pub fn local_port(fd: &OwnedFd) -> Option<u16> {
     let addr: SockaddrStorage = socket::getsockname(fd.as_raw_fd()).ok()?;
-    if let Some(v4) = addr.as_sockaddr_in() {
-        return Some(SocketAddr::V4((*v4).into()));
-    }
-    addr.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+    addr.as_sockaddr_in().map(|v4| v4.port()).or_else(|| addr.as_sockaddr_in6().map(|v6| v6.port()))
 }
 
 /// The next waiting connection, if any.
