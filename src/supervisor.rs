@@ -20,6 +20,7 @@ use crate::log::Words;
 use crate::machine::{Action, Dropped, Event, Holder, Left, Machine, Policy, Target, Tty, Why};
 use crate::signals::{Origin, Sig, SIGCHLD, SIGCONT, SIGKILL};
 use crate::sys::{self, Known, Remaining, Sent, Wait};
+use crate::user::{self, Identity, UserSpec};
 use crate::{info, warn};
 
 /// What the loop knows besides the machine's state.
@@ -33,6 +34,8 @@ struct Run<'a> {
     hook: Option<Pid>,
     /// The key watch while the main child runs, if the program was given the terminal.
     watch: Option<Pid>,
+    /// Who the program and the hook run as (`--user`), resolved before the first fork.
+    user: Option<Identity>,
 }
 
 /// The health endpoint, and what the loop's wait needs for it.
@@ -73,6 +76,8 @@ fn wait(endpoint: Option<&mut Endpoint>, due: Option<Duration>, now: Duration) -
 /// Run `config.program` under supervision and return the code shim should exit with.
 pub fn run(config: &Config) -> Result<ExitCode, Error> {
     let start = Instant::now();
+    // First, so that a name the image does not know stops everything before it starts.
+    let user = config.user.as_ref().map(identity).transpose()?;
     let mut endpoint = Endpoint::open(config)?;
     let pid1 = sys::pid() == 1;
     if !pid1 {
@@ -85,7 +90,7 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     }
     let foreground = sys::shim_holds_terminal();
     let tty = if sys::stdin_is_terminal() { Tty::Present } else { Tty::Absent };
-    let child = match sys::spawn(&config.program, foreground) {
+    let child = match sys::spawn(&config.program, foreground, user.as_ref()) {
         Ok(pid) => pid,
         Err(e) => {
             if foreground {
@@ -104,14 +109,15 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     } else {
         None
     };
-    let mut run = Run { config, child, pid1, start, spawned: Instant::now(), hook: None, watch };
     info!(
         1,
-        "started {} as pid {child} in process group {child}{}{}",
+        "started {} as pid {child} in process group {child}{}{}{}",
         Words(&config.program),
         if pid1 { ", as PID 1" } else { ", as subreaper" },
         if foreground { ", in the terminal's foreground" } else { "" },
+        user.as_ref().map(|u| format!(", as uid {} gid {}", u.uid, u.gid)).unwrap_or_default(),
     );
+    let mut run = Run { config, child, pid1, start, spawned: Instant::now(), hook: None, watch, user };
 
     if let (Some(e), Some(listen)) = (&endpoint, &config.health) {
         let port = e.server.port().unwrap_or(listen.at.port());
@@ -145,6 +151,14 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
             e.server.serve(health, start.elapsed());
         }
     }
+}
+
+/// `--user` resolved against the image's account files.
+fn identity(spec: &UserSpec) -> Result<Identity, Error> {
+    let read = |path| sys::read_if_present(path).map_err(|e| Error::user(spec, &format!("{path}: {}", e.desc())));
+    let (passwd, group) = (read(user::PASSWD)?, read(user::GROUP)?);
+    let files = user::Files { passwd: passwd.as_deref(), group: group.as_deref() };
+    user::resolve(spec, files, sys::gid()).map_err(|why| Error::user(spec, &why))
 }
 
 /// What carrying out an action leads to.
@@ -291,7 +305,7 @@ impl Run<'_> {
             }
             Action::StartHook => {
                 let hook: Vec<OsString> = self.config.pre_stop.iter().map(OsString::from).collect();
-                match sys::spawn(&hook, false) {
+                match sys::spawn(&hook, false, self.user.as_ref()) {
                     Ok(pid) => {
                         info!(1, "pre-stop hook {} started as pid {pid}", Words(&hook));
                         self.hook = Some(pid);
