@@ -11,162 +11,16 @@
 //! The table of measurements is written to `target/docker-e2e.md`.
 
 mod common;
+use common::docker::*;
 use common::*;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const LABEL: &str = "shim-test";
-
-fn docker(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("docker").args(args).stdin(Stdio::null()).output().map_err(|e| format!("docker: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(format!("docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
-
-/// Why the suite cannot run here, if it cannot.
-fn unavailable() -> Option<String> {
-    if docker(&["info", "--format", "{{.ServerVersion}}"]).is_err() {
-        return Some("no Docker engine reachable (start dockerd; .ci/run does)".into());
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("no /bin/busybox (apt-get install busybox-static)".into());
-    }
-    None
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Build shim, the server and the probe static, in a target dir of their own so this does
-/// not wait on the build lock of the running `cargo test`.
-fn static_binaries() -> PathBuf {
-    let target_dir = workspace().join("target/docker-build");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--target", "x86_64-unknown-linux-musl", "-p", "shim", "-p", "shim-testkit"])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(workspace())
-        .status()
-        .expect("cargo");
-    assert!(status.success(), "static build failed");
-    target_dir.join("x86_64-unknown-linux-musl/release")
-}
-
-/// Images built for this run; removed on drop.
-struct Images {
-    tag: String,
-}
-
-impl Images {
-    fn name(&self, what: &str) -> String {
-        format!("shim-test-{what}:{}", self.tag)
-    }
-
-    fn build(&self, what: &str, dockerfile: &str, context: Option<&Path>) {
-        let name = self.name(what);
-        let empty = workspace().join("target/docker-empty-context");
-        std::fs::create_dir_all(&empty).unwrap();
-        let mut cmd = Command::new("docker");
-        cmd.env("DOCKER_BUILDKIT", "0")
-            .args(["build", "--network", "none", "-q", "--label", LABEL, "-t", &name, "-f", "-"])
-            .arg(context.unwrap_or(&empty))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("docker build");
-        child.stdin.take().unwrap().write_all(dockerfile.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "building {name}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-impl Images {
-    /// Build a Dockerfile from the tree (docker/), with `context` and build args.
-    fn build_file(&self, what: &str, dockerfile: &Path, context: &Path, build_args: &[String]) {
-        let name = self.name(what);
-        let mut cmd = Command::new("docker");
-        cmd.env("DOCKER_BUILDKIT", "0").args(["build", "--network", "none", "-q", "--label", LABEL, "-t", &name]);
-        for arg in build_args {
-            cmd.args(["--build-arg", arg]);
-        }
-        let out = cmd.arg("-f").arg(dockerfile).arg(context).stdin(Stdio::null()).output().unwrap();
-        assert!(out.status.success(), "building {name}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        let ids = docker(&["images", "-q", "--filter", &format!("label={LABEL}")]).unwrap_or_default();
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rmi", "-f"];
-            args.extend(ids);
-            let _ = docker(&args);
-        }
-    }
-}
-
-/// A container that is removed when dropped.
-struct Container {
-    name: String,
-}
-
-impl Container {
-    fn run(image: &str, options: &[&str], command: &[&str]) -> Container {
-        let name = format!("shim-test-{}-{}", std::process::id(), unique());
-        let mut args = vec!["run", "-d", "--name", &name, "--label", LABEL];
-        args.extend(options);
-        args.push(image);
-        args.extend(command);
-        docker(&args).unwrap_or_else(|e| panic!("{e}"));
-        Container { name }
-    }
-
-    fn logs(&self) -> String {
-        let out = Command::new("docker").args(["logs", &self.name]).output().unwrap();
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    }
-
-    fn wait_log(&self, want: &str, within: Duration) -> bool {
-        wait_for(within, || self.logs().contains(want).then_some(())).is_some()
-    }
-
-    fn exit_code(&self) -> i32 {
-        docker(&["inspect", "-f", "{{.State.ExitCode}}", &self.name]).unwrap().parse().unwrap()
-    }
-
-    fn host_pid(&self) -> i32 {
-        docker(&["inspect", "-f", "{{.State.Pid}}", &self.name]).unwrap().parse().unwrap()
-    }
-
-    /// `docker stop -t 10`; how long it took.
-    fn stop(&self) -> Duration {
-        let t = Instant::now();
-        docker(&["stop", "-t", "10", &self.name]).unwrap();
-        t.elapsed()
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.name]);
-    }
-}
-
-fn unique() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    N.fetch_add(1, Ordering::SeqCst)
-}
+/// The prefix of every image and container name, and their label.
+const PREFIX: &str = "shim-test";
 
 /// An HTTP GET on 127.0.0.1; the status code, or `None` if the connection was refused or cut.
 fn get(port: u16, path: &str, timeout: Duration) -> Option<u16> {
@@ -224,7 +78,7 @@ fn stop_with_slow_request(image: &str, init: Init, port: u16, slow: u64, stop_ti
     if init == Init::Tini {
         options.push("--init");
     }
-    let c = Container::run(image, &options, &[]);
+    let c = Container::run(PREFIX, image, &options, &[]);
     assert!(c.wait_log("listening", secs(10.0)), "{image}: server never listened: {}", c.logs());
     let path = format!("/slow/{slow}");
     let request = std::thread::spawn({
@@ -276,28 +130,10 @@ fn docker_end_to_end() {
         return;
     }
     let bins = static_binaries();
-    let images = Images { tag: format!("{}", std::process::id()) };
+    let images = Images::new(PREFIX);
 
     // The base: busybox for a shell, and the static binaries. Nothing else in the image.
-    let ctx = workspace().join(format!("target/docker-ctx-{}", std::process::id()));
-    std::fs::create_dir_all(ctx.join("www")).unwrap();
-    for (from, to) in [
-        (bins.join("shim"), "shim"),
-        (bins.join("server"), "server"),
-        (bins.join("probe"), "probe"),
-        (PathBuf::from("/bin/busybox"), "busybox"),
-    ] {
-        std::fs::copy(&from, ctx.join(to)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
-    }
-    std::fs::write(ctx.join("www/index.html"), "hello\n").unwrap();
-    images.build(
-        "base",
-        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-         COPY shim server probe /\nCOPY www /www\n",
-        Some(&ctx),
-    );
-    std::fs::remove_dir_all(&ctx).unwrap();
-    let base = images.name("base");
+    let base = images.build_base(&bins, &[("shim", "shim"), ("server", "server"), ("probe", "probe")]);
     for (form, _, cmd, _) in FORMS {
         images.build(&format!("{form}-plain"), &format!("FROM {base}\n{cmd}\n"), None);
         images.build(&format!("{form}-shim"), &format!("FROM {base}\nENTRYPOINT [\"/shim\", \"--\"]\n{cmd}\n"), None);
@@ -366,12 +202,13 @@ fn docker_end_to_end() {
     // A server that ignores SIGTERM: shim's grace (3 s), not Docker's 10 s, ends it, with 137.
     {
         let c = Container::run(
+            PREFIX,
             &images.name("shim-exec"),
             &["--network", "host", "-e", "SHIM_GRACE=3s"],
             &["/server", "18150", "--on-term", "ignore"],
         );
         assert!(c.wait_log("listening", secs(10.0)), "{}", c.logs());
-        let took = c.stop();
+        let took = c.stop(10);
         let exit = c.exit_code();
         table.push_str(&format!(
             "| exec form, server ignores SIGTERM, `SHIM_GRACE=3s` | shim | {:.2} s | - | - | {exit} |\n",
@@ -404,10 +241,14 @@ fn docker_end_to_end() {
 
     // A third-party binary never written to be PID 1: busybox httpd has no SIGTERM handler.
     {
-        let c =
-            Container::run(&images.name("third-party"), &["--network", "host", "-e", "LISTEN=127.0.0.1:18151"], &[]);
+        let c = Container::run(
+            PREFIX,
+            &images.name("third-party"),
+            &["--network", "host", "-e", "LISTEN=127.0.0.1:18151"],
+            &[],
+        );
         let served = wait_for(secs(10.0), || get(18151, "/index.html", secs(2.0)));
-        let took = c.stop();
+        let took = c.stop(10);
         let exit = c.exit_code();
         table.push_str(&format!(
             "| docker/examples/third-party (busybox `httpd -f`) | shim | {:.2} s | - | - | {exit} |\n",
@@ -420,7 +261,7 @@ fn docker_end_to_end() {
 
     // docker kill -s HUP / USR1 reach the program.
     {
-        let c = Container::run(&images.name("shim-exec"), &["--network", "none"], &["/probe", "signals"]);
+        let c = Container::run(PREFIX, &images.name("shim-exec"), &["--network", "none"], &["/probe", "signals"]);
         assert!(c.wait_log("ready", secs(10.0)), "{}", c.logs());
         for (sig, n) in [("HUP", 1), ("USR1", 10)] {
             docker(&["kill", "-s", sig, &c.name]).unwrap();
@@ -432,7 +273,8 @@ fn docker_end_to_end() {
 
     // Zombies made inside the container are reaped.
     {
-        let c = Container::run(&images.name("shim-exec"), &["--network", "none"], &["/probe", "orphans", "500"]);
+        let c =
+            Container::run(PREFIX, &images.name("shim-exec"), &["--network", "none"], &["/probe", "orphans", "500"]);
         assert!(c.wait_log("orphaned 500", secs(20.0)), "{}", c.logs());
         let pid1 = c.host_pid();
         let clean = wait_for(secs(10.0), || (zombies_of(pid1) == 0 && descendants(pid1).len() == 1).then_some(()));
@@ -462,7 +304,7 @@ fn ctrl_c_through_docker_tty(image: &str) -> Result<(), String> {
     }
     let name = format!("shim-test-{}-tty", std::process::id());
     let _guard = Container { name: name.clone() };
-    let command = format!("docker run --rm -i -t --name {name} --label {LABEL} --network none {image} /probe tty");
+    let command = format!("docker run --rm -i -t --name {name} --label {PREFIX} --network none {image} /probe tty");
     let mut child = Command::new("script")
         .args(["-q", "-f", "-e", "-c", &command, "/dev/null"])
         .stdin(Stdio::piped())

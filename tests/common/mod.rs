@@ -6,6 +6,8 @@
 // Signals by number (real-time ones included) need libc::kill; each use is a plain syscall.
 #![allow(unsafe_code)]
 
+pub mod docker;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
