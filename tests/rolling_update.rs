@@ -536,6 +536,23 @@ fn timeline(runs: &[(&str, &Run)]) -> String {
     svg + "</svg>\n"
 }
 
+/// The recipe's configuration as compose.yaml sets it (discovery through Docker's DNS) must
+/// parse too, though nothing here can run it.
+fn compose_branch_parses() -> Result<(), String> {
+    let out = Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(haproxy_config())
+        .envs([("LISTEN", ":8080"), ("STATS", ":8404"), ("REPLICAS", "app:8080"), ("HEALTH_PORT", "8099")])
+        .output()
+        .map_err(|e| format!("haproxy: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("haproxy.cfg as compose.yaml sets it: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
 fn unavailable_here() -> Option<String> {
     if let Some(why) = unavailable() {
         return Some(why);
@@ -561,7 +578,7 @@ fn rolling_update_behind_haproxy() {
 
     let work = workspace().join(format!("target/rolling-update-{}", std::process::id()));
     let mut runs = Vec::new();
-    let mut failures = Vec::new();
+    let mut failures: Vec<String> = compose_branch_parses().err().into_iter().collect();
     let mut not_run = String::new();
     for (index, variant) in VARIANTS.iter().enumerate() {
         let dir = work.join(index.to_string());
