@@ -1,5 +1,5 @@
 //! The command line and the `SHIM_*` environment variables, turned into a [`Config`]
-//! (SPEC §1). Pure: the environment is passed in as a lookup function so tests need no
+//! (the contract's "Command line"). Pure: the environment is passed in as a lookup function so tests need no
 //! process state.
 //!
 //! Parsing is by hand rather than with an argument crate: options end at `--` or at the first
@@ -57,110 +57,188 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 const MAX_VERBOSITY: u8 = 3;
 
 pub fn help() -> String {
-    format!(
-        "shim {version}: a tiny PID 1 for containers. Runs PROGRAM in its own process
+    let mut h = format!(
+        "{USAGE}
+shim {}: a tiny PID 1 for containers. Runs PROGRAM in its own process
 group, forwards signals, reaps zombies; on a stop, waits for all, then SIGKILLs.
 
-{USAGE}
-
-Options; each also set by its SHIM_* variable, the command line wins:
-  -g, --grace DURATION      SIGKILL what is left this long after forwarding a
-                            stop signal; 0: at once [SHIM_GRACE={grace}]
-  -d, --stop-delay DURATION keep serving this long before forwarding a stop
-                            signal (load balancers) [SHIM_STOP_DELAY=0]
-  -p, --pre-stop COMMAND    run COMMAND (split like a shell, none needed) when a
-                            stop begins, before forwarding it [SHIM_PRE_STOP]
-  -m, --map-signal FROM:TO  forward FROM as TO (TERM:QUIT), or drop it (HUP:0);
-                            repeatable [SHIM_MAP_SIGNAL=TERM:QUIT,HUP:0]
-  -s, --success-exit CODE   exit 0 when the program exits CODE (143, or TERM for
-                            128+15); repeatable [SHIM_SUCCESS_EXIT=143,130]
-      --forward-to WHO      the program's 'group', or 'child' [SHIM_FORWARD_TO]
-      --pdeathsig SIG       get SIG when shim's parent dies [SHIM_PDEATHSIG]
-  -v, --verbose             log events; repeat for more [SHIM_VERBOSE=0-3]
-  -h, --help / -V, --version          DURATION: 10s, 500ms, 1m30s; bare: seconds
-
+Options, each also set by its SHIM_* variable (the command line wins):
+",
+        env!("CARGO_PKG_VERSION")
+    );
+    for o in OPTIONS.iter().filter(|o| !o.help.is_empty()) {
+        let flags = match (o.kind, o.short) {
+            (Kind::Help, _) => "  -h, --help / -V, --version".to_string(),
+            (_, Some(c)) => format!("  -{c}, --{}", o.long),
+            (_, None) => format!("      --{}", o.long),
+        };
+        let flags = if o.value.is_empty() { flags } else { format!("{flags} {}", o.value) };
+        let env = match (o.env, o.default) {
+            ("", _) => String::new(),
+            (env, "") => format!(" [{env}]"),
+            (env, default) => format!(" [{env}={default}]"),
+        };
+        let mut lines = o.help.lines();
+        let first = lines.next().unwrap_or("");
+        let rest: Vec<&str> = lines.collect();
+        let first = if rest.is_empty() { format!("{first}{env}") } else { first.to_string() };
+        let gap = if flags.len() < HELP_COLUMN { "" } else { " " };
+        h.push_str(&format!("{flags:<HELP_COLUMN$}{gap}{first}\n"));
+        for (i, line) in rest.iter().enumerate() {
+            let env = if i + 1 == rest.len() { env.as_str() } else { "" };
+            h.push_str(&format!("{:HELP_COLUMN$}{line}{env}\n", ""));
+        }
+    }
+    h.push_str(
+        "
+DURATION as Go writes it: 1.5s, 500ms, 1m30s; a bare 7 is 7s. SIG: TERM, 15.
 A third stop signal, or a second Ctrl-C, SIGKILLs everything at once. Exit: the
 program's, or 128+N if signal N killed it; 2 usage; 125 shim failed; 126 program
 not executable; 127 program not found.
 ",
-        version = env!("CARGO_PKG_VERSION"),
-        grace = duration::display(DEFAULT_GRACE),
-    )
+    );
+    h
 }
+
+/// Where `--help` starts an option's text.
+const HELP_COLUMN: usize = 28;
 
 pub fn version() -> String {
     format!("shim {}\n", env!("CARGO_PKG_VERSION"))
 }
 
-/// One option that takes a value: its names, its variable, and how its value is applied.
-struct ValueOption {
-    long: &'static str,
-    short: Option<char>,
-    env: &'static str,
-    /// Repeatable options take several values; from the environment, comma-separated.
-    repeatable: bool,
-    apply: fn(&mut Config, &str) -> Result<(), String>,
+/// What an option does with the command line.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Takes a value, applied to the config. Repeatable ones take several; from the
+    /// environment, comma-separated.
+    Value {
+        apply: fn(&mut Config, &str) -> Result<(), String>,
+        repeatable: bool,
+    },
+    /// Counted (`-vv`); its variable is the count.
+    Count,
+    Help,
+    Version,
 }
 
-const VALUE_OPTIONS: [ValueOption; 7] = [
-    ValueOption {
+/// One option: everything about it in one place. `--help`, the parser and the environment
+/// all read this table, so adding an option is adding a row.
+struct Opt {
+    long: &'static str,
+    short: Option<char>,
+    /// The value's name in `--help`; empty for a flag.
+    value: &'static str,
+    /// Its variable; empty for none.
+    env: &'static str,
+    /// The default as `--help` shows it; empty for none worth showing.
+    default: &'static str,
+    /// One or two lines for `--help`, of at most 52 columns each.
+    help: &'static str,
+    kind: Kind,
+}
+
+const OPTIONS: [Opt; 10] = [
+    Opt {
         long: "grace",
         short: Some('g'),
+        value: "DURATION",
         env: "SHIM_GRACE",
-        repeatable: false,
-        apply: |c, v| duration::parse(v).map(|d| c.grace = d),
+        default: "10s",
+        help: "SIGKILL what is left this long after forwarding a\nstop signal; 0: at once",
+        kind: Kind::Value { apply: |c, v| duration::parse(v).map(|d| c.grace = d), repeatable: false },
     },
-    ValueOption {
+    Opt {
         long: "stop-delay",
         short: Some('d'),
+        value: "DURATION",
         env: "SHIM_STOP_DELAY",
-        repeatable: false,
-        apply: |c, v| duration::parse(v).map(|d| c.stop_delay = d),
+        default: "0",
+        help: "keep serving this long before forwarding a stop\nsignal (load balancers)",
+        kind: Kind::Value { apply: |c, v| duration::parse(v).map(|d| c.stop_delay = d), repeatable: false },
     },
-    ValueOption {
+    Opt {
         long: "pre-stop",
         short: Some('p'),
+        value: "COMMAND",
         env: "SHIM_PRE_STOP",
-        repeatable: false,
-        apply: |c, v| {
-            c.pre_stop = split_words(v)?;
-            Ok(())
-        },
+        default: "",
+        help: "run COMMAND (split like a shell, none needed) when a\nstop begins, before forwarding it",
+        kind: Kind::Value { apply: |c, v| split_words(v).map(|w| c.pre_stop = w), repeatable: false },
     },
-    ValueOption {
+    Opt {
         long: "map-signal",
         short: Some('m'),
+        value: "FROM:TO",
         env: "SHIM_MAP_SIGNAL",
-        repeatable: true,
-        apply: |c, v| c.map.add(v),
+        default: "TERM:QUIT,HUP:0",
+        help: "forward FROM as TO (TERM:QUIT), or drop it (HUP:0);\nrepeatable",
+        kind: Kind::Value { apply: |c, v| c.map.add(v), repeatable: true },
     },
-    ValueOption {
+    Opt {
         long: "success-exit",
         short: Some('s'),
+        value: "CODE",
         env: "SHIM_SUCCESS_EXIT",
-        repeatable: true,
-        apply: |c, v| c.success.add(v),
+        default: "143,130",
+        help: "exit 0 when the program exits CODE (143, or TERM for\n128+15); repeatable",
+        kind: Kind::Value { apply: |c, v| c.success.add(v), repeatable: true },
     },
-    ValueOption {
+    Opt {
         long: "forward-to",
         short: None,
+        value: "WHO",
         env: "SHIM_FORWARD_TO",
-        repeatable: false,
-        apply: |c, v| {
-            c.forward_to = match v {
-                "group" => ForwardTo::Group,
-                "child" => ForwardTo::Child,
-                _ => return Err(format!("'{v}' is neither 'group' nor 'child'")),
-            };
-            Ok(())
+        default: "",
+        help: "the program's 'group', or 'child'",
+        kind: Kind::Value {
+            apply: |c, v| {
+                c.forward_to = match v {
+                    "group" => ForwardTo::Group,
+                    "child" => ForwardTo::Child,
+                    _ => return Err(format!("'{v}' is neither 'group' nor 'child'")),
+                };
+                Ok(())
+            },
+            repeatable: false,
         },
     },
-    ValueOption {
+    Opt {
         long: "pdeathsig",
         short: None,
+        value: "SIG",
         env: "SHIM_PDEATHSIG",
-        repeatable: false,
-        apply: |c, v| Sig::parse(v).map(|s| c.pdeathsig = Some(s)),
+        default: "",
+        help: "get SIG when shim's parent dies",
+        kind: Kind::Value { apply: |c, v| Sig::parse(v).map(|s| c.pdeathsig = Some(s)), repeatable: false },
+    },
+    Opt {
+        long: "verbose",
+        short: Some('v'),
+        value: "",
+        env: "SHIM_VERBOSE",
+        default: "0-3",
+        help: "log events; repeat for more",
+        kind: Kind::Count,
+    },
+    Opt {
+        long: "help",
+        short: Some('h'),
+        value: "",
+        env: "",
+        default: "",
+        help: "print this, or the version, and exit",
+        kind: Kind::Help,
+    },
+    Opt {
+        long: "version",
+        short: Some('V'),
+        value: "",
+        env: "",
+        default: "",
+        // Shown on the row of --help.
+        help: "",
+        kind: Kind::Version,
     },
 ];
 
@@ -187,7 +265,7 @@ where
     let mut args = args.into_iter().skip(1);
     let mut config = defaults();
     // Which options the command line set: they are not taken from the environment.
-    let mut given = [false; VALUE_OPTIONS.len()];
+    let mut given = [false; OPTIONS.len()];
     let mut verbosity: Option<u8> = None;
 
     while let Some(arg) = args.next() {
@@ -204,40 +282,31 @@ where
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (long, None),
             };
-            match name {
-                "help" => return Ok(Command::Help),
-                "version" => return Ok(Command::Version),
-                "verbose" if inline.is_none() => bump(&mut verbosity),
-                "verbose" => {
-                    return Err(UsageError("--verbose takes no value; repeat it, or set SHIM_VERBOSE".into()));
-                }
-                _ => {
-                    let i = VALUE_OPTIONS
-                        .iter()
-                        .position(|o| o.long == name)
-                        .ok_or_else(|| UsageError(format!("unknown option '--{name}'")))?;
-                    let v = value(&format!("--{name}"), inline, &mut args)?;
-                    set(&mut config, &mut given, i, &v)?;
-                }
+            let i = OPTIONS
+                .iter()
+                .position(|o| o.long == name)
+                .ok_or_else(|| UsageError(format!("unknown option '--{name}'")))?;
+            let shown = format!("--{name}");
+            if let Some(done) = take(&mut config, &mut given, &mut verbosity, i, &shown, inline, &mut args)? {
+                return Ok(done);
             }
         } else if text.len() > 1 && text.starts_with('-') {
-            for (i, flag) in text[1..].char_indices() {
-                match flag {
-                    'h' => return Ok(Command::Help),
-                    'V' => return Ok(Command::Version),
-                    'v' => bump(&mut verbosity),
-                    _ => {
-                        let o = VALUE_OPTIONS
-                            .iter()
-                            .position(|o| o.short == Some(flag))
-                            .ok_or_else(|| UsageError(format!("unknown option '-{flag}'")))?;
-                        // `-g5s` or `-g 5s`: the rest of the word is the value.
-                        let rest = &text[1 + i + flag.len_utf8()..];
-                        let inline = (!rest.is_empty()).then(|| rest.to_string());
-                        let v = value(&format!("-{flag}"), inline, &mut args)?;
-                        set(&mut config, &mut given, o, &v)?;
-                        break;
-                    }
+            for (at, flag) in text[1..].char_indices() {
+                let i = OPTIONS
+                    .iter()
+                    .position(|o| o.short == Some(flag))
+                    .ok_or_else(|| UsageError(format!("unknown option '-{flag}'")))?;
+                // `-g5s` or `-g 5s`: the rest of the word is the value.
+                let rest = &text[1 + at + flag.len_utf8()..];
+                let takes_value = matches!(OPTIONS[i].kind, Kind::Value { .. });
+                let inline = (takes_value && !rest.is_empty()).then(|| rest.to_string());
+                if let Some(done) =
+                    take(&mut config, &mut given, &mut verbosity, i, &format!("-{flag}"), inline, &mut args)?
+                {
+                    return Ok(done);
+                }
+                if takes_value {
+                    break;
                 }
             }
         } else {
@@ -250,15 +319,16 @@ where
         return Err(UsageError("no program to run".into()));
     }
 
-    for (i, option) in VALUE_OPTIONS.iter().enumerate() {
-        if given[i] {
+    for (i, option) in OPTIONS.iter().enumerate() {
+        let Kind::Value { apply, repeatable } = option.kind else { continue };
+        if given[i] || option.env.is_empty() {
             continue;
         }
         let Some(raw) = env(option.env) else { continue };
         let v = raw.into_string().map_err(|_| UsageError(format!("{} is not valid UTF-8", option.env)))?;
-        let values: Vec<&str> = if option.repeatable { v.split(',').map(str::trim).collect() } else { vec![&v] };
+        let values: Vec<&str> = if repeatable { v.split(',').map(str::trim).collect() } else { vec![&v] };
         for one in values {
-            (option.apply)(&mut config, one).map_err(|e| UsageError(format!("{}: {e}", option.env)))?;
+            apply(&mut config, one).map_err(|e| UsageError(format!("{}: {e}", option.env)))?;
         }
     }
     config.verbosity = match verbosity {
@@ -274,13 +344,35 @@ where
     Ok(Command::Run(config))
 }
 
-fn set(config: &mut Config, given: &mut [bool], i: usize, v: &str) -> Result<(), UsageError> {
-    given[i] = true;
-    (VALUE_OPTIONS[i].apply)(config, v).map_err(|e| UsageError(format!("--{}: {e}", VALUE_OPTIONS[i].long)))
-}
-
-fn bump(verbosity: &mut Option<u8>) {
-    *verbosity = Some(verbosity.unwrap_or(0).saturating_add(1).min(MAX_VERBOSITY));
+/// Take option `i`, spelled `shown`, with its value inline or from the next word; a command
+/// that ends parsing (help, version) comes back.
+fn take(
+    config: &mut Config,
+    given: &mut [bool],
+    verbosity: &mut Option<u8>,
+    i: usize,
+    shown: &str,
+    inline: Option<String>,
+    rest: &mut impl Iterator<Item = OsString>,
+) -> Result<Option<Command>, UsageError> {
+    let option = &OPTIONS[i];
+    match option.kind {
+        Kind::Help => Ok(Some(Command::Help)),
+        Kind::Version => Ok(Some(Command::Version)),
+        Kind::Count if inline.is_some() => {
+            Err(UsageError(format!("{shown} takes no value; repeat it, or set {}", option.env)))
+        }
+        Kind::Count => {
+            *verbosity = Some(verbosity.unwrap_or(0).saturating_add(1).min(MAX_VERBOSITY));
+            Ok(None)
+        }
+        Kind::Value { apply, .. } => {
+            let v = value(shown, inline, rest)?;
+            given[i] = true;
+            apply(config, &v).map_err(|e| UsageError(format!("--{}: {e}", option.long)))?;
+            Ok(None)
+        }
+    }
 }
 
 /// The value of option `name`: inline, or the next word.
@@ -466,7 +558,7 @@ mod tests {
         let h = help();
         assert!(h.lines().count() <= 24, "{} lines", h.lines().count());
         assert!(h.lines().all(|l| l.chars().count() <= 80), "a line is wider than a terminal:\n{h}");
-        for o in &VALUE_OPTIONS {
+        for o in &OPTIONS {
             assert!(h.contains(&format!("--{}", o.long)) && h.contains(o.env), "help lacks --{}", o.long);
             if let Some(c) = o.short {
                 assert!(h.contains(&format!("-{c}, --{}", o.long)), "help lacks -{c}");

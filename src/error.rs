@@ -1,5 +1,5 @@
 //! shim's one error type: a message that reads as one `shim:` line saying what failed and
-//! what to do, and the exit code that goes with it (SPEC §5).
+//! what to do, and the exit code that goes with it (the contract's "Exit status").
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -47,13 +47,27 @@ impl Error {
                     code: exit::FAILED,
                 }
             }
+            SpawnError::CutReport { got } => Error {
+                message: format!(
+                    "failed to start '{name}': the child died while reporting why it could not run it \
+                     ({got} of its bytes came); try again, and check what kills processes here"
+                ),
+                code: exit::FAILED,
+            },
             SpawnError::ChildSetup { what, errno } => Error {
                 message: format!("failed to start '{name}': the child could not {what}: {}", errno.desc()),
                 code: exit::FAILED,
             },
-            SpawnError::Exec(errno) => {
+            SpawnError::Exec { errno, interpreter } => {
                 let code = exec_failure_code(errno);
                 let reason = match errno {
+                    Errno::ENOENT if interpreter.is_some() => {
+                        let i = interpreter.unwrap_or_default();
+                        format!(
+                            "its interpreter '{}' (its #! line) was not found; install it or fix that line",
+                            i.to_string_lossy()
+                        )
+                    }
                     Errno::ENOENT | Errno::ENOTDIR if name.contains('/') => "no such file".to_string(),
                     Errno::ENOENT | Errno::ENOTDIR => {
                         "not found in PATH; check the name or give its full path".to_string()
@@ -95,9 +109,19 @@ mod tests {
 
     #[test]
     fn messages_name_the_program_and_what_to_do() {
-        let e = Error::spawn(OsStr::new("srv"), SpawnError::Exec(Errno::ENOENT));
+        let exec = |errno| SpawnError::Exec { errno, interpreter: None };
+        let e = Error::spawn(OsStr::new("srv"), exec(Errno::ENOENT));
         assert_eq!(e.message, "failed to run 'srv': not found in PATH; check the name or give its full path");
-        let e = Error::spawn(OsStr::new("./srv"), SpawnError::Exec(Errno::ENOENT));
+        let e = Error::spawn(OsStr::new("./srv"), exec(Errno::ENOENT));
+        assert_eq!(e.message, "failed to run './srv': no such file");
+        let missing = SpawnError::Exec { errno: Errno::ENOENT, interpreter: Some("/bin/bash".into()) };
+        let e = Error::spawn(OsStr::new("./x.sh"), missing);
+        assert_eq!(
+            e.message,
+            "failed to run './x.sh': its interpreter '/bin/bash' (its #! line) was not found; install it or fix that line"
+        );
+        assert_eq!(e.code, exit::NOT_FOUND);
+        let e = Error::spawn(OsStr::new("./srv"), exec(Errno::ENOENT));
         assert_eq!(e.message, "failed to run './srv': no such file");
         let e = Error::spawn(OsStr::new("srv"), SpawnError::Setup { what: "fork", errno: Errno::EAGAIN });
         assert!(

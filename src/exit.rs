@@ -1,4 +1,4 @@
-//! Exit statuses: how a child ended, and the code shim itself exits with (SPEC §5).
+//! Exit statuses: how a child ended, and the code shim itself exits with (the contract's "Exit status").
 
 use crate::signals::Sig;
 

@@ -1,9 +1,18 @@
 //! shim: a tiny PID 1 for containers.
 //!
 //! The layout is the design: [`config`] turns the command line and environment into a
-//! [`config::Config`]; [`machine`] holds every decision as a pure state machine; [`sys`] is
-//! the thin layer that calls the kernel; [`supervisor`] runs the loop that connects them; the
-//! binary's `main` only wires parse, run and exit.
+//! [`config::Config`]; [`machine`] holds every decision as a pure state machine; `sys` is
+//! the thin layer that calls the kernel; `supervisor` runs the loop that connects them; the
+//! binary's `main` only wires parse, run and exit. docs/contract.md is what it all promises.
+//!
+//! Where each kind of change goes:
+//! - a new option: one row of `config::OPTIONS` (name, variable, default, help line, how its
+//!   value applies); `--help` and the environment follow from it;
+//! - a new decision (when to send what, when to exit): [`machine`], with its unit tests there
+//!   and a property in tests/properties.rs if it is an invariant;
+//! - a new syscall: `sys`, as a safe function that reports what the kernel said;
+//! - new wiring between the two (a new event or action): `supervisor`;
+//! - a new promise: docs/contract.md first, then a test in tests/ with the real binary.
 
 pub mod config;
 pub mod duration;
@@ -15,5 +24,19 @@ pub mod log;
 pub mod machine;
 pub mod proctree;
 pub mod signals;
-pub mod supervisor;
-pub mod sys;
+mod supervisor;
+mod sys;
+
+pub use sys::{block_signals, block_signals_at_load, reset_dispositions};
+
+/// Run `config.program` under supervision until everything it started is gone, and return
+/// the code to exit with.
+///
+/// # Safety
+/// The process must be single-threaded, and own no file descriptor at or above 3 that it will
+/// use again: shim forks, and closes every fd it inherited so as not to keep the program's
+/// sockets alive.
+#[allow(unsafe_code)]
+pub unsafe fn supervise(config: &config::Config) -> Result<exit::ExitCode, error::Error> {
+    supervisor::run(config)
+}

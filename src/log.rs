@@ -1,5 +1,5 @@
 //! shim's own log lines on stderr: one `shim: ...` line per event, each in a single
-//! unbuffered write so a SIGKILL right after loses nothing (SPEC §6). No logging framework:
+//! unbuffered write so a SIGKILL right after loses nothing (the contract's "Logs"). No logging framework:
 //! a level and a fixed buffer are all it takes.
 
 use std::fmt::{self, Write};
@@ -54,6 +54,54 @@ pub fn line(args: fmt::Arguments<'_>) {
     }
 }
 
+/// Write `bytes` to stderr as they are, in one write (the usage error, before logging is set).
+pub fn write_raw(bytes: &[u8]) {
+    // Nowhere left to report a failure to.
+    let _ = crate::sys::write_stderr(bytes);
+}
+
+/// A command line for a log line: `'word word'`, with anything that could break the line or
+/// fool a reader escaped (`\n`, `\t`, `\xNN` for other control bytes and bytes that are not
+/// UTF-8), so that every event stays one line.
+pub struct Words<'a>(pub &'a [std::ffi::OsString]);
+
+impl fmt::Display for Words<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use std::os::unix::ffi::OsStrExt;
+        f.write_str("'")?;
+        for (i, word) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            escape(word.as_bytes(), f)?;
+        }
+        f.write_str("'")
+    }
+}
+
+fn escape(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\t' => f.write_str("\\t")?,
+                '\\' => f.write_str("\\\\")?,
+                c if c.is_control() => {
+                    let mut buf = [0; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        write!(f, "\\x{b:02x}")?;
+                    }
+                }
+                c => f.write_char(c)?,
+            }
+        }
+        for b in chunk.invalid() {
+            write!(f, "\\x{b:02x}")?;
+        }
+    }
+    Ok(())
+}
+
 /// A warning or error: always shown.
 #[macro_export]
 macro_rules! warn {
@@ -68,4 +116,22 @@ macro_rules! info {
             $crate::log::line(format_args!($($arg)*))
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn words_stay_on_one_line() {
+        let words = [
+            OsString::from("echo"),
+            OsString::from("a\nb\tc\\d\u{7f}\u{1b}[31m"),
+            OsString::from_vec(vec![b'x', 0xff]),
+        ];
+        assert_eq!(Words(&words).to_string(), r"'echo a\nb\tc\\d\x7f\x1b[31m x\xff'");
+        assert_eq!(Words(&[OsString::from("caf\u{e9}")]).to_string(), "'caf\u{e9}'");
+    }
 }

@@ -3,23 +3,24 @@
 use std::io::Write;
 
 use shim::config::{self, Command};
-use shim::{exit, log, supervisor, sys, warn};
+use shim::{exit, log, warn};
 
 /// Runs from `.init_array`, before Rust's runtime initialisation and `main`: the kernel drops
 /// a signal with no handler sent to PID 1, so the sooner signals are blocked (and so queued),
 /// the smaller the window in which a `docker stop` right after start is lost.
-// It lives here, not in `sys` with the other unsafe code, so that only the binary carries it:
-// in the library it would also run in every test binary and block the test harness's signals.
+// It lives here, not in the library with the other unsafe code, so that only the binary
+// carries it: in the library it would also run in every test binary and block the test
+// harness's signals.
 // SAFETY: `link_section` is the unsafe part: the loader calls every pointer in .init_array as
 // `extern "C" fn()`, and this is exactly one such function, which only sets the signal mask.
 #[allow(unsafe_code)]
 #[used]
 #[link_section = ".init_array"]
-static BLOCK_SIGNALS_AT_LOAD: extern "C" fn() = sys::block_signals_at_load;
+static BLOCK_SIGNALS_AT_LOAD: extern "C" fn() = shim::block_signals_at_load;
 
 fn main() {
     // First thing, and again after the loader-time call: this one can report a failure.
-    let blocked = sys::block_signals();
+    let blocked = shim::block_signals();
 
     let command = config::parse(std::env::args_os(), |name| std::env::var_os(name));
     let config = match command {
@@ -27,9 +28,7 @@ fn main() {
         Ok(Command::Help) => print_and_exit(&config::help()),
         Ok(Command::Version) => print_and_exit(&config::version()),
         Err(config::UsageError(what)) => {
-            let text = format!("shim: {what}\n{}\n", config::USAGE);
-            // Exiting anyway: whether stderr is still there changes nothing.
-            let _ = sys::write_stderr(text.as_bytes());
+            log::write_raw(format!("shim: {what}\n{}\n", config::USAGE).as_bytes());
             std::process::exit(exit::USAGE.0.into());
         }
     };
@@ -39,12 +38,15 @@ fn main() {
         warn!("failed to block signals: {}", e.desc());
         std::process::exit(exit::FAILED.0.into());
     }
-    if let Err(e) = sys::reset_dispositions() {
+    if let Err(e) = shim::reset_dispositions() {
         warn!("failed to reset SIGPIPE and SIGCHLD to their defaults: {}", e.desc());
         std::process::exit(exit::FAILED.0.into());
     }
 
-    match supervisor::run(&config) {
+    // SAFETY: the binary's one thread, and no fd at or above 3 is opened before this.
+    #[allow(unsafe_code)]
+    let result = unsafe { shim::supervise(&config) };
+    match result {
         Ok(code) => std::process::exit(code.0.into()),
         Err(e) => {
             warn!("{e}");

@@ -90,13 +90,13 @@ impl Sig {
         (1..=max()).map(Sig).filter(|s| *s != SIGKILL && *s != SIGSTOP)
     }
 
-    /// The signals that begin a stop (SPEC §4).
+    /// The signals that begin a stop (the contract's "Stopping").
     pub fn is_stop(self) -> bool {
         matches!(self.0, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
     }
 
     /// Synchronous fault signals: sent to shim they mean nothing to the program, so they are
-    /// not forwarded (SPEC §3).
+    /// not forwarded (the contract's "Running").
     pub fn is_fault(self) -> bool {
         matches!(
             self.0,
@@ -168,28 +168,43 @@ impl fmt::Debug for Sig {
     }
 }
 
+/// What `--map-signal` makes of one received signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mapping {
+    /// Forwarded as it is.
+    Keep,
+    /// Forwarded as another signal.
+    To(Sig),
+    /// Not forwarded at all (`FROM:0`).
+    Drop,
+}
+
 /// What `--map-signal FROM:TO` makes of received signals: each is forwarded as itself,
 /// as another signal, or not at all (`TO` = 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignalMap {
-    /// Indexed by signal number; `None` keeps the signal as it is.
-    table: Vec<Option<Option<Sig>>>,
+    /// Indexed by signal number.
+    table: Vec<Mapping>,
 }
 
 impl Default for SignalMap {
     fn default() -> Self {
-        SignalMap { table: vec![None; max() as usize + 1] }
+        SignalMap { table: vec![Mapping::Keep; max() as usize + 1] }
     }
 }
 
 impl SignalMap {
     /// What to send for a received `sig`; `None` drops it.
     pub fn apply(&self, sig: Sig) -> Option<Sig> {
-        self.table.get(sig.0 as usize).copied().flatten().unwrap_or(Some(sig))
+        match self.table.get(sig.0 as usize).copied().unwrap_or(Mapping::Keep) {
+            Mapping::Keep => Some(sig),
+            Mapping::To(to) => Some(to),
+            Mapping::Drop => None,
+        }
     }
 
     pub fn is_identity(&self) -> bool {
-        self.table.iter().all(Option::is_none)
+        self.table.iter().all(|m| *m == Mapping::Keep)
     }
 
     /// Add `FROM:TO`, e.g. `TERM:QUIT`, `SIGHUP:0`, `15:3`. A later entry for the same FROM wins.
@@ -200,12 +215,76 @@ impl SignalMap {
         if from == SIGKILL || from == SIGSTOP || from == SIGCHLD {
             return Err(format!("'{entry}': {from} cannot be mapped"));
         }
-        let to = if to == "0" { None } else { Some(Sig::parse(to).map_err(|e| format!("'{entry}': {e}"))?) };
-        if to == Some(SIGSTOP) {
+        if from.is_fault() {
+            return Err(format!("'{entry}': {from} is a fault signal, never forwarded, so it cannot be mapped"));
+        }
+        let to =
+            if to == "0" { Mapping::Drop } else { Mapping::To(Sig::parse(to).map_err(|e| format!("'{entry}': {e}"))?) };
+        if to == Mapping::To(SIGSTOP) {
             return Err(format!("'{entry}': mapping to SIGSTOP would freeze the program for good; use TSTP"));
         }
-        self.table[from.0 as usize] = Some(to);
+        self.table[from.0 as usize] = to;
         Ok(())
+    }
+}
+
+/// A signal as the kernel handed it over: its number, `si_code`, and `si_pid` where the code
+/// says a process sent it (0 otherwise). Raw facts; [`Origin::of`] says what they mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub sig: Sig,
+    pub code: i32,
+    pub pid: i32,
+}
+
+/// Who sent a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Another process, by kill(2), sigqueue(3) or tgkill(2).
+    Process(i32),
+    /// The terminal driver, for a key (Ctrl-C, Ctrl-\, Ctrl-Z), sent to shim's own group.
+    Keyboard,
+    /// A key typed at the terminal, which sent it to the program's group (the foreground
+    /// one): shim hears of it from its key watch, and the program has it already.
+    ProgramKeyboard,
+    /// The kernel for any other reason: a hangup, a window resize, a CPU limit, a timer.
+    Kernel,
+    /// shim itself: a SIGPIPE from writing to a closed stderr, say.
+    Shim,
+}
+
+impl Origin {
+    /// Classify `r`, received by the process `own`; `keyboard` is the key watch, the process
+    /// that passes on what the terminal sends to the program's group, if there is one.
+    pub fn of(r: Received, own: i32, keyboard: Option<i32>) -> Origin {
+        // si_code <= 0 (SI_USER, SI_QUEUE, SI_TKILL...) is a process; then si_pid names it.
+        if r.code <= 0 {
+            return match r.pid {
+                pid if pid == own => Origin::Shim,
+                pid if Some(pid) == keyboard && pid > 0 => Origin::ProgramKeyboard,
+                pid => Origin::Process(pid),
+            };
+        }
+        // SI_KERNEL is the kernel itself. The terminal driver sends the keys' signals so, but
+        // also a hangup's SIGHUP and SIGWINCH; only INT, QUIT and TSTP can be keys.
+        let key = matches!(r.sig.0, libc::SIGINT | libc::SIGQUIT | libc::SIGTSTP);
+        if r.code == libc::SI_KERNEL && key {
+            Origin::Keyboard
+        } else {
+            Origin::Kernel
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Process(pid) => write!(f, "from pid {pid}"),
+            Origin::Keyboard => f.write_str("from the terminal"),
+            Origin::ProgramKeyboard => f.write_str("from the terminal, to the program's group"),
+            Origin::Kernel => f.write_str("from the kernel"),
+            Origin::Shim => f.write_str("from shim itself"),
+        }
     }
 }
 
@@ -239,6 +318,8 @@ mod tests {
             ("KILL:TERM", "SIGKILL cannot be mapped"),
             ("CHLD:TERM", "SIGCHLD cannot be mapped"),
             ("TERM:STOP", "freeze"),
+            ("SEGV:USR1", "SIGSEGV is a fault signal"),
+            ("BUS:0", "SIGBUS is a fault signal"),
         ] {
             let e = m.add(bad).unwrap_err();
             assert!(e.contains(part), "{bad}: {e}");
@@ -290,5 +371,38 @@ mod tests {
         let catchable: Vec<_> = Sig::catchable().collect();
         assert!(!catchable.contains(&SIGKILL) && !catchable.contains(&SIGSTOP));
         assert_eq!(catchable.len() as i32, max() - 2);
+    }
+
+    fn got(sig: Sig, code: i32, pid: i32) -> Origin {
+        Origin::of(Received { sig, code, pid }, 100, Some(200))
+    }
+
+    #[test]
+    fn origins_from_si_code_and_si_pid() {
+        const SI_USER: i32 = 0;
+        const SI_QUEUE: i32 = -1;
+        const SI_TKILL: i32 = -6;
+        assert_eq!(got(SIGTERM, SI_USER, 42), Origin::Process(42));
+        assert_eq!(got(SIGTERM, SI_QUEUE, 42), Origin::Process(42));
+        assert_eq!(got(SIGTERM, SI_TKILL, 42), Origin::Process(42));
+        assert_eq!(got(SIGPIPE, SI_USER, 100), Origin::Shim);
+        assert_eq!(got(SIGPIPE, SI_TKILL, 100), Origin::Shim);
+        assert_eq!(got(SIGINT, SI_USER, 200), Origin::ProgramKeyboard, "passed on by the key watch");
+        for key in [SIGINT, SIGQUIT, SIGTSTP] {
+            assert_eq!(got(key, libc::SI_KERNEL, 0), Origin::Keyboard, "{key}");
+        }
+        // The terminal's hangup, a resize, a CPU limit: the kernel, not a key.
+        for sig in [SIGHUP, Sig::parse("WINCH").unwrap(), Sig::parse("XCPU").unwrap(), SIGTERM] {
+            assert_eq!(got(sig, libc::SI_KERNEL, 0), Origin::Kernel, "{sig}");
+        }
+        // A timer's or an I/O signal's own codes.
+        assert_eq!(got(Sig::parse("ALRM").unwrap(), 1, 0), Origin::Kernel);
+    }
+
+    #[test]
+    fn origins_read_well_in_a_log_line() {
+        assert_eq!(Origin::Process(7).to_string(), "from pid 7");
+        assert_eq!(Origin::Keyboard.to_string(), "from the terminal");
+        assert_eq!(Origin::Kernel.to_string(), "from the kernel");
     }
 }

@@ -1,10 +1,11 @@
 //! One supervision from spawn to exit: the loop that waits in the kernel for a signal or the
 //! next deadline, turns what the kernel says into [`Event`]s, feeds them to the [`Machine`],
-//! and carries out its [`Action`]s through [`sys`]. It decides nothing itself.
+//! and carries out its [`Action`]s through [`sys`]. It decides nothing itself: it gathers
+//! facts, dispatches, and writes the log lines that say what was done.
 
-use std::ffi::OsString;
-use std::fmt;
-use std::time::Instant;
+use std::ffi::{OsStr, OsString};
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
@@ -12,9 +13,10 @@ use crate::config::Config;
 use crate::duration;
 use crate::error::Error;
 use crate::exit::{ExitCode, Status};
-use crate::machine::{Action, Dropped, Event, Holder, Hook, JobControl, Machine, Origin, Policy, Target, Tty, Why};
-use crate::signals::{Sig, SIGCHLD, SIGCONT};
-use crate::sys::{self, Sent, Wait};
+use crate::log::Words;
+use crate::machine::{Action, Dropped, Event, Holder, Left, Machine, Policy, Target, Tty, Why};
+use crate::signals::{Origin, Sig, SIGCHLD, SIGCONT, SIGKILL};
+use crate::sys::{self, Known, Remaining, Sent, Wait};
 use crate::{info, warn};
 
 /// What the loop knows besides the machine's state.
@@ -26,8 +28,8 @@ struct Run<'a> {
     spawned: Instant,
     /// The pre-stop hook while it runs.
     hook: Option<Pid>,
-    /// The grace period as the log writes it, formatted once.
-    grace: String,
+    /// The key watch while the main child runs, if the program was given the terminal.
+    watch: Option<Pid>,
 }
 
 /// Run `config.program` under supervision and return the code shim should exit with.
@@ -44,13 +46,30 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     }
     let foreground = sys::shim_holds_terminal();
     let tty = if sys::stdin_is_terminal() { Tty::Present } else { Tty::Absent };
-    let child = sys::spawn(&config.program, foreground).map_err(|e| Error::spawn(&config.program[0], e))?;
-    let grace = duration::display(config.grace);
-    let mut run = Run { config, child, pid1, start, spawned: Instant::now(), hook: None, grace };
+    let child = match sys::spawn(&config.program, foreground) {
+        Ok(pid) => pid,
+        Err(e) => {
+            if foreground {
+                if let Err(errno) = sys::take_terminal_back() {
+                    warn!("could not take the terminal back: {}", errno.desc());
+                }
+            }
+            return Err(Error::spawn(&config.program[0], e));
+        }
+    };
+    // The program's group holds the terminal now, so the keys' signals go there, not here.
+    let watch = if foreground {
+        sys::spawn_key_watch(child)
+            .map_err(|e| warn!("could not start the key watch ({}): a second Ctrl-C will not force the stop", e.desc()))
+            .ok()
+    } else {
+        None
+    };
+    let mut run = Run { config, child, pid1, start, spawned: Instant::now(), hook: None, watch };
     info!(
         1,
         "started {} as pid {child} in process group {child}{}{}",
-        Quoted(&config.program),
+        Words(&config.program),
         if pid1 { ", as PID 1" } else { ", as subreaper" },
         if foreground { ", in the terminal's foreground" } else { "" },
     );
@@ -63,67 +82,13 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
         warn!("could not move to /: {}", e.desc());
     }
 
-    let policy = Policy {
-        // Started in the background (`shim cat &`) it follows too: the program stops on its
-        // first read of the terminal, shim with it, and `fg` brings both back.
-        job_control: if !pid1 && tty == Tty::Present { JobControl::Follow } else { JobControl::Off },
-        tty,
-        stop_delay: config.stop_delay,
-        pre_stop: if config.pre_stop.is_empty() { Hook::None } else { Hook::Configured },
-        map: config.map.clone(),
-        success: config.success.clone(),
-        ..Policy::new(config.grace, config.forward_to)
-    };
-    let mut machine = Machine::new(policy);
+    let mut machine = Machine::new(Policy::from_config(config, pid1, tty));
     loop {
         let timeout = machine.deadline().map(|due| due.saturating_sub(start.elapsed()));
         let woken = sys::wait_signal(timeout).map_err(|e| Error::setup("wait for signals", e))?;
-        let mut queue = Queue::default();
-        run.events(woken, &mut queue);
-        // The deadline is checked after every wake, not only on a timeout: under a steady
-        // stream of signals the wait never times out, and escalation must not starve.
-        queue.push(Event::Tick);
-        while let Some(event) = queue.pop() {
-            let now = start.elapsed();
-            if event == Event::Tick && !machine.is_due(now) {
-                continue;
-            }
-            for action in machine.handle(event, now) {
-                match run.carry_out(action) {
-                    Done::Exit(code) => return Ok(code),
-                    Done::Then(next) => queue.push(next),
-                    Done::Continue => {}
-                }
-            }
+        if let ControlFlow::Break(code) = run.on_wake(&mut machine, woken) {
+            return Ok(code);
         }
-    }
-}
-
-/// The events one wake-up stands for, in order. Fixed size: nothing on the signal path
-/// allocates. One wake-up gives at most four (hook exit, reap, stop, tick) plus one an action
-/// may cause.
-#[derive(Default)]
-struct Queue {
-    items: [Option<Event>; 8],
-    head: usize,
-    len: usize,
-}
-
-impl Queue {
-    fn push(&mut self, event: Event) {
-        match self.items.get_mut(self.len) {
-            Some(slot) => {
-                *slot = Some(event);
-                self.len += 1;
-            }
-            None => warn!("internal: event queue full, dropping {event:?}"),
-        }
-    }
-
-    fn pop(&mut self) -> Option<Event> {
-        let event = self.items.get_mut(self.head)?.take()?;
-        self.head += 1;
-        Some(event)
     }
 }
 
@@ -136,36 +101,73 @@ enum Done {
 }
 
 impl Run<'_> {
-    /// The events one wake-up stands for.
-    fn events(&mut self, woken: Wait, queue: &mut Queue) {
+    /// Feed the machine what one wake-up stands for, then a tick: under a steady stream of
+    /// signals the wait never times out, and escalation must not starve. Breaks with the
+    /// code to exit with, once the machine has decided it.
+    fn on_wake(&mut self, machine: &mut Machine, woken: Wait) -> ControlFlow<ExitCode> {
         match woken {
             Wait::Nothing => {}
-            Wait::Signal { sig, .. } if sig == SIGCHLD => self.reap(queue),
-            Wait::Signal { sig, origin: Origin::Shim } => queue.push(Event::OwnSignal(sig)),
-            Wait::Signal { sig, origin: Origin::Keyboard } => {
-                info!(3, "received {sig} from the terminal");
-                queue.push(Event::KeyboardSignal(sig));
+            Wait::Signal(r) if r.sig == SIGCHLD => {
+                if let Some((hook_exited, reaped)) = self.reap() {
+                    if hook_exited {
+                        self.feed(machine, Event::HookExited)?;
+                    }
+                    self.feed(machine, reaped)?;
+                }
             }
-            Wait::Signal { sig, .. } if sig == SIGCONT => {
-                let holder = if sys::shim_holds_terminal() { Holder::Shim } else { Holder::Other };
-                info!(3, "received SIGCONT; the terminal is {holder:?}'s");
-                queue.push(Event::Continued { holder });
-            }
-            Wait::Signal { sig, origin: Origin::Outside } => {
-                info!(3, "received {sig}");
-                queue.push(Event::Signal(sig));
+            Wait::Signal(r) => {
+                let origin = Origin::of(r, sys::pid(), self.watch.map(Pid::as_raw));
+                info!(3, "received {} {origin}", r.sig);
+                let event = if r.sig == SIGCONT {
+                    let holder = if sys::shim_holds_terminal() { Holder::Shim } else { Holder::Other };
+                    Event::Continued { origin, holder }
+                } else {
+                    Event::Signal { sig: r.sig, origin }
+                };
+                self.feed(machine, event)?;
             }
         }
+        self.feed(machine, Event::Tick)
     }
 
-    fn reap(&mut self, queue: &mut Queue) {
-        let drained = match sys::drain(self.child, self.hook) {
+    /// Feed one event and carry out what the machine answers, and what that leads to.
+    fn feed(&mut self, machine: &mut Machine, event: Event) -> ControlFlow<ExitCode> {
+        let now = self.start.elapsed();
+        for action in machine.handle(event, now) {
+            match self.carry_out(action, now, machine.deadline()) {
+                Done::Continue => {}
+                // Never deeper than one: a hook that could not start is the only source, and
+                // its exit starts nothing.
+                Done::Then(next) => self.feed(machine, next)?,
+                Done::Exit(code) => return ControlFlow::Break(code),
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// One full drain of `waitpid`, logged: whether the hook exited in it, and the event.
+    fn reap(&mut self) -> Option<(bool, Event)> {
+        let mut drained = match sys::drain(self.known()) {
             Ok(d) => d,
             Err(e) => {
                 warn!("waiting for children failed: {}", e.desc());
-                return;
+                return None;
             }
         };
+        if drained.watch.is_some() {
+            self.watch = None;
+        }
+        if drained.main.is_some() {
+            if let Some(watch) = self.watch.take() {
+                sys::end_key_watch(watch);
+                // What is left is counted again without it.
+                if let Ok(more) = sys::drain(self.known()) {
+                    drained.hook = drained.hook.or(more.hook);
+                    drained.others += more.others;
+                    drained.left = more.left;
+                }
+            }
+        }
         if let Some(status) = drained.hook {
             self.hook = None;
             match status {
@@ -173,7 +175,6 @@ impl Run<'_> {
                 Status::Exited(code) => warn!("pre-stop hook exited with {code}; stopping anyway"),
                 Status::Signaled(sig) => warn!("pre-stop hook was killed by {sig}; stopping anyway"),
             }
-            queue.push(Event::HookExited);
         }
         if let Some(status) = drained.main {
             let after = duration::display(self.spawned.elapsed());
@@ -185,46 +186,35 @@ impl Run<'_> {
         if drained.others > 0 {
             info!(2, "reaped {} orphaned process(es)", drained.others);
         }
-        // An exit in the same drain supersedes a stop: the machine must not suspend shim for
-        // a program that is gone.
-        if let Some(left) = drained.left {
-            queue.push(Event::Reaped { main: drained.main, left });
-        }
-        if drained.main_stopped && drained.main.is_none() {
-            queue.push(Event::MainStopped);
-        }
+        let left = match drained.left {
+            Remaining::Some => Left::Some,
+            Remaining::None => Left::Nothing,
+        };
+        Some((drained.hook.is_some(), Event::Reaped { main: drained.main, left, main_stopped: drained.main_stopped }))
     }
 
-    /// Do what the machine decided.
-    fn carry_out(&mut self, action: Action) -> Done {
-        let grace = &self.grace;
+    /// Do what the machine decided at `now`, with `deadline` the next one it has set.
+    fn carry_out(&mut self, action: Action, now: Duration, deadline: Option<Duration>) -> Done {
+        let until = |due: Option<Duration>| duration::display(due.unwrap_or(now).saturating_sub(now));
         match action {
             Action::Send { sig, to, why } => {
+                let name = self.name(to);
                 match why {
-                    Why::Forward => info!(1, "forwarding {sig} to {}", self.name(to)),
+                    Why::Forward => info!(1, "{why} {sig} to {name}"),
+                    Why::Wake => info!(2, "{why} {sig} to {name}"),
                     Why::StopBegins => {
-                        info!(1, "stopping: {sig} to {}, SIGKILL to everything left in {grace}", self.name(to))
+                        info!(1, "{why} {sig} to {name}, SIGKILL to everything left in {}", until(deadline))
                     }
-                    Why::Leftovers => info!(1, "main child exited, others remain: {sig} to them, SIGKILL in {grace}"),
-                    Why::Escalate => info!(1, "grace period of {grace} is over: {sig} to everything left"),
-                    Why::Forced => {
-                        warn!("stop forced (a third stop signal, or a second Ctrl-C): {sig} to everything now")
-                    }
+                    Why::Leftovers => info!(1, "{why} {sig} to them, SIGKILL in {}", until(deadline)),
+                    Why::Escalate => info!(1, "{why} {sig} to everything left"),
+                    Why::Forced => warn!("{why} {sig} to everything now"),
                 }
                 self.send(sig, to);
             }
             // shim's own signal is a SIGPIPE from a write to a broken stderr: logging about it
             // would write there again.
             Action::Drop { why: Dropped::OwnSignal, .. } => {}
-            Action::Drop { sig, why } => {
-                let reason = match why {
-                    Dropped::Fault => "a fault signal means nothing to the program",
-                    Dropped::NoTarget => "nothing left to send it to",
-                    Dropped::Mapped => "--map-signal drops it",
-                    Dropped::OwnSignal => "shim caused it itself",
-                };
-                info!(2, "not forwarding {sig}: {reason}");
-            }
+            Action::Drop { sig, why } => info!(2, "not forwarding {sig}: {why}"),
             Action::SuspendSelf => {
                 info!(1, "the program stopped; stopping too, to hand the terminal back");
                 if let Err(e) = sys::stop_self() {
@@ -241,25 +231,27 @@ impl Run<'_> {
                     warn!("could not give the terminal back to the program: {}", e.desc());
                 }
             }
-            Action::Hold { sig, until } => {
-                let left = until.saturating_sub(self.start.elapsed());
-                info!(1, "{sig}: stopping; the program keeps serving for up to {} first", duration::display(left));
+            Action::Hold { sig, until: due } => {
+                info!(1, "{sig}: stopping; the program keeps serving for up to {} first", until(Some(due)));
             }
-            Action::StartHook => match sys::spawn(&self.hook_command(), false) {
-                Ok(pid) => {
-                    info!(1, "pre-stop hook {} started as pid {pid}", Quoted(&self.hook_command()));
-                    self.hook = Some(pid);
+            Action::StartHook => {
+                let hook: Vec<OsString> = self.config.pre_stop.iter().map(OsString::from).collect();
+                match sys::spawn(&hook, false) {
+                    Ok(pid) => {
+                        info!(1, "pre-stop hook {} started as pid {pid}", Words(&hook));
+                        self.hook = Some(pid);
+                    }
+                    Err(e) => {
+                        let e = Error::spawn(OsStr::new(&self.config.pre_stop[0]), e);
+                        warn!("pre-stop hook: {e}; stopping anyway");
+                        return Done::Then(Event::HookExited);
+                    }
                 }
-                Err(e) => {
-                    let e = Error::spawn(std::ffi::OsStr::new(&self.config.pre_stop[0]), e);
-                    warn!("pre-stop hook: {e}; stopping anyway");
-                    return Done::Then(Event::HookExited);
-                }
-            },
+            }
             Action::KillHook => {
                 if let Some(pid) = self.hook {
                     warn!("pre-stop hook overran its time: killing it");
-                    if let Err(e) = sys::signal_group(pid, crate::signals::SIGKILL) {
+                    if let Err(e) = sys::signal_group(pid, SIGKILL) {
                         warn!("could not kill the pre-stop hook: {}", e.desc());
                     }
                 }
@@ -270,10 +262,6 @@ impl Run<'_> {
             }
         }
         Done::Continue
-    }
-
-    fn hook_command(&self) -> Vec<OsString> {
-        self.config.pre_stop.iter().map(OsString::from).collect()
     }
 
     fn send(&self, sig: Sig, to: Target) {
@@ -298,12 +286,14 @@ impl Run<'_> {
             warn!("could not send {sig} to group {}: {}", self.child, e.desc());
         }
         match sys::descendants() {
-            Ok(found) => {
+            Ok(scan) => {
+                if scan.unreadable > 0 {
+                    warn!("could not read {} process(es) in /proc: they were not sent {sig}", scan.unreadable);
+                }
                 // Members of the group got it already; a second SIGTERM would reach a handler twice.
-                for e in found.iter().filter(|e| e.pgrp != self.child.as_raw()) {
-                    match sys::signal_process(Pid::from_raw(e.pid), sig) {
-                        Ok(_) => {}
-                        Err(err) => warn!("could not send {sig} to pid {}: {}", e.pid, err.desc()),
+                for e in scan.found.iter().filter(|e| e.pgrp != self.child.as_raw()) {
+                    if let Err(err) = sys::signal_process(Pid::from_raw(e.pid), sig) {
+                        warn!("could not send {sig} to pid {}: {}", e.pid, err.desc());
                     }
                 }
             }
@@ -313,6 +303,10 @@ impl Run<'_> {
         }
     }
 
+    fn known(&self) -> Known {
+        Known { main: self.child, hook: self.hook, watch: self.watch }
+    }
+
     fn name(&self, to: Target) -> String {
         match to {
             Target::Child => format!("pid {}", self.child),
@@ -320,21 +314,5 @@ impl Run<'_> {
             Target::Everyone if self.pid1 => "every process in the namespace".to_string(),
             Target::Everyone => "every descendant".to_string(),
         }
-    }
-}
-
-/// A command line for a log line.
-struct Quoted<'a>(&'a [OsString]);
-
-impl fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("'")?;
-        for (i, word) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            f.write_str(&word.to_string_lossy())?;
-        }
-        f.write_str("'")
     }
 }

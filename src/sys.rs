@@ -1,6 +1,11 @@
 //! The thin layer that calls the kernel: signal mask and waiting, spawning the program,
 //! reaping, sending signals, the terminal, fds, and reading `/proc`. It decides nothing that
-//! the state machine could; it reports what the kernel said. The only module with `unsafe`.
+//! the state machine could; it reports what the kernel said, and logs nothing. The only
+//! module with `unsafe`.
+//!
+//! Private to the crate, and sound only in a single-threaded process that owns no fd at or
+//! above 3 (`fork`, closing inherited fds): the crate's one public way in, [`crate::supervise`],
+//! states that as its safety contract.
 //!
 //! Where nix is not used, the reason is given: mostly real-time signal numbers (nix's `Signal`
 //! enum has none) and the libc wrappers that silently refuse the signals libc reserves for
@@ -18,9 +23,8 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::exit::Status;
-use crate::machine::{Left, Origin};
 use crate::proctree;
-use crate::signals::Sig;
+use crate::signals::{Received, Sig};
 
 /// Every catchable signal, as the kernel's 64-bit mask (bit N-1 for signal N). SIGKILL and
 /// SIGSTOP cannot be blocked; the kernel drops them from any mask anyway.
@@ -82,10 +86,7 @@ pub fn reset_dispositions() -> Result<(), Errno> {
 /// What waiting for a signal gave.
 #[derive(Debug)]
 pub enum Wait {
-    Signal {
-        sig: Sig,
-        origin: Origin,
-    },
+    Signal(Received),
     /// The timeout ran out, or the wait was interrupted (SIGSTOP/SIGCONT do that).
     Nothing,
 }
@@ -123,18 +124,9 @@ pub fn wait_signal(timeout: Option<Duration>) -> Result<Wait, Errno> {
         return Ok(Wait::Nothing);
     };
     // si_code <= 0 means a process sent it (SI_USER, SI_QUEUE, SI_TKILL): then si_pid names it.
-    // A SIGPIPE from shim's own write to a closed pipe arrives this way with shim's own pid.
-    // SI_KERNEL on SIGINT/SIGQUIT is the terminal driver: a key was pressed.
     // SAFETY: for these codes the kernel filled the si_pid union member.
-    let sender = (info.si_code <= 0).then(|| unsafe { info.si_pid() });
-    let origin = if sender.is_some() && sender == Some(pid()) {
-        Origin::Shim
-    } else if info.si_code == libc::SI_KERNEL {
-        Origin::Keyboard
-    } else {
-        Origin::Outside
-    };
-    Ok(Wait::Signal { sig, origin })
+    let sender = if info.si_code <= 0 { unsafe { info.si_pid() } } else { 0 };
+    Ok(Wait::Signal(Received { sig, code: info.si_code, pid: sender }))
 }
 
 /// Ask for `sig` when shim's parent dies (prctl(2) PR_SET_PDEATHSIG). If the parent died
@@ -177,10 +169,13 @@ pub enum SpawnError {
     BadArgument,
     /// shim could not set up or fork.
     Setup { what: &'static str, errno: Errno },
-    /// exec failed in the child; this is the errno it reported.
-    Exec(Errno),
+    /// exec failed in the child; this is the errno it reported, and, for a script whose `#!`
+    /// interpreter is missing (ENOENT for a file that is there), that interpreter.
+    Exec { errno: Errno, interpreter: Option<OsString> },
     /// The child could not set itself up before exec.
     ChildSetup { what: &'static str, errno: Errno },
+    /// The child's report ended after `got` of its bytes: it died while reporting a failure.
+    CutReport { got: usize },
 }
 
 /// What the child reports through the pipe when it cannot run the program: the step that
@@ -191,6 +186,29 @@ enum Step {
     Exec = 0,
     Group = 1,
     Mask = 2,
+}
+
+/// The report's size: the step, then the errno as a native-endian i32.
+const REPORT_LEN: usize = 5;
+
+/// What the child's report said, from the bytes read before EOF.
+#[derive(Debug, PartialEq, Eq)]
+enum Report {
+    /// EOF with nothing read: the pipe closed on exec, which succeeded.
+    Exec,
+    /// A whole report: which step failed, and why.
+    Failed { step: u8, errno: Errno },
+    /// Less than a whole report: the child died while writing it. Never "exec succeeded":
+    /// shim cannot know what runs, so it says so.
+    Cut { got: usize },
+}
+
+fn decode_report(bytes: &[u8]) -> Report {
+    match *bytes {
+        [] => Report::Exec,
+        [step, a, b, c, d] => Report::Failed { step, errno: Errno::from_raw(i32::from_ne_bytes([a, b, c, d])) },
+        _ => Report::Cut { got: bytes.len() },
+    }
 }
 
 /// Everything the child needs, allocated before fork: between fork and exec only
@@ -224,16 +242,23 @@ fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
     } else {
         let path = std::env::var_os("PATH").map(OsString::into_vec);
         let path = path.as_deref().unwrap_or(DEFAULT_PATH);
-        path.split(|&b| b == b':')
-            .map(|dir| {
-                let mut full = dir.to_vec();
-                if !dir.is_empty() {
-                    full.push(b'/');
-                }
-                full.extend_from_slice(name);
-                cstr(&full)
-            })
-            .collect::<Result<_, _>>()?
+        let mut found = Vec::new();
+        for dir in path.split(|&b| b == b':') {
+            let mut full = dir.to_vec();
+            if !dir.is_empty() {
+                full.push(b'/');
+            }
+            full.extend_from_slice(name);
+            // Entries where nothing by that name exists are left out here, so that the child
+            // usually makes one execve, not one per PATH entry: the fewer it makes, the shorter
+            // the time in which it runs with signals unblocked and can die unreported.
+            let gone = std::fs::metadata(std::ffi::OsStr::from_bytes(&full))
+                .is_err_and(|e| matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)));
+            if !gone {
+                found.push(cstr(&full)?);
+            }
+        }
+        found
     };
     let argv_ptrs = argv.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     Ok(Prepared { candidates, argv_ptrs, _argv: argv })
@@ -241,73 +266,94 @@ fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
 
 /// Start the program in a new process group of its own, with an empty signal mask, and
 /// return its pid once exec has succeeded. When `foreground`, the group is made the
-/// terminal's foreground group first. exec failure is reported by the child through a
-/// close-on-exec pipe, so it is known, not guessed: EOF means exec succeeded.
+/// terminal's foreground group first (and the caller takes the terminal back if the spawn
+/// fails). exec failure is reported by the child through a close-on-exec pipe, so it is known,
+/// not guessed: EOF with nothing read means exec succeeded.
 pub fn spawn(program: &[OsString], foreground: bool) -> Result<Pid, SpawnError> {
     let prepared = prepare(program)?;
     let (read_end, write_end) =
         unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Setup { what: "create a pipe", errno })?;
 
-    // SAFETY: shim is single-threaded here, and the child calls only async-signal-safe
-    // functions (setpgid, tcsetpgrp, rt_sigprocmask, execve, write, _exit) on memory prepared
-    // before the fork.
+    // SAFETY: single-threaded (the module's contract), and the child calls only
+    // async-signal-safe functions (setpgid, tcsetpgrp, rt_sigprocmask, execve, write, _exit) on
+    // memory prepared before the fork.
     match unsafe { unistd::fork() } {
         Err(errno) => Err(SpawnError::Setup { what: "fork", errno }),
         Ok(ForkResult::Child) => exec_child(&prepared, foreground, write_end),
         Ok(ForkResult::Parent { child }) => {
             drop(write_end);
             // Also set the group from this side so it exists by the time fork returns here, not
-            // only once the child gets to run. EACCES: the child already exec'd (and did it
-            // itself); ESRCH: it already exited.
-            match unistd::setpgid(child, child) {
-                Ok(()) | Err(Errno::EACCES) | Err(Errno::ESRCH) => {}
-                Err(errno) => crate::warn!("could not put the program in its own process group: {}", errno.desc()),
+            // only once the child gets to run. Any failure is the child's to report: it makes
+            // the same call itself, and exits if it fails (EACCES here: it exec'd already;
+            // ESRCH: it exited).
+            let _ = unistd::setpgid(child, child);
+            let report = read_exec_report(&read_end);
+            if !matches!(report, Ok(Report::Exec)) {
+                // Collect the failed child so it is not left a zombie. It is shim's own child,
+                // so waitpid can only fail with EINTR, which waitpid_raw retries.
+                let _ = reap_one(child);
             }
-            match read_exec_report(&read_end) {
-                None => Ok(child),
-                Some((step, errno)) => {
-                    // Collect the failed child so it is not left a zombie, and take back the
-                    // terminal it may have been given.
-                    if let Err(e) = reap_one(child) {
-                        crate::warn!("could not collect the failed child {child}: {}", e.desc());
-                    }
-                    if foreground {
-                        if let Err(e) = restore_terminal(child) {
-                            crate::warn!("could not take the terminal back: {}", e.desc());
-                        }
-                    }
-                    Err(match step {
-                        s if s == Step::Group as u8 => SpawnError::ChildSetup { what: "make its process group", errno },
-                        s if s == Step::Mask as u8 => SpawnError::ChildSetup { what: "clear its signal mask", errno },
-                        _ => SpawnError::Exec(errno),
-                    })
-                }
+            match report {
+                Err(errno) => Err(SpawnError::Setup { what: "read the program's start-up report", errno }),
+                Ok(Report::Exec) => Ok(child),
+                Ok(Report::Cut { got }) => Err(SpawnError::CutReport { got }),
+                Ok(Report::Failed { step, errno }) => Err(match step {
+                    s if s == Step::Group as u8 => SpawnError::ChildSetup { what: "make its process group", errno },
+                    s if s == Step::Mask as u8 => SpawnError::ChildSetup { what: "clear its signal mask", errno },
+                    _ => SpawnError::Exec { errno, interpreter: missing_interpreter(&prepared, errno) },
+                }),
             }
         }
     }
 }
 
-/// The step and errno the child sent, or `None` at EOF (exec succeeded).
-fn read_exec_report(read_end: &OwnedFd) -> Option<(u8, Errno)> {
-    let mut buf = [0u8; 5];
+/// The `#!` interpreter of the first candidate that exists, if exec said ENOENT: the kernel
+/// gives the same errno for a missing script and for a script whose interpreter is missing.
+fn missing_interpreter(p: &Prepared, errno: Errno) -> Option<OsString> {
+    if errno != Errno::ENOENT {
+        return None;
+    }
+    let mut head = [0u8; 256];
+    for path in &p.candidates {
+        let Ok(mut file) = std::fs::File::open(std::ffi::OsStr::from_bytes(path.as_bytes())) else { continue };
+        let n = std::io::Read::read(&mut file, &mut head).unwrap_or(0);
+        return shebang(&head[..n]).map(|i| OsString::from_vec(i.to_vec()));
+    }
+    None
+}
+
+/// The interpreter a `#!` line names: its first word (binfmt_script(5)).
+fn shebang(head: &[u8]) -> Option<&[u8]> {
+    let line = head.strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    line.split(|b| b.is_ascii_whitespace()).find(|w| !w.is_empty())
+}
+
+/// Read the child's report until EOF.
+fn read_exec_report(read_end: &OwnedFd) -> Result<Report, Errno> {
+    // One byte more than a report: a child that wrote more is not one of ours.
+    let mut buf = [0u8; REPORT_LEN + 1];
     let mut got = 0;
     while got < buf.len() {
         match unistd::read(read_end, &mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(Errno::EINTR) => continue,
-            Err(_) => break,
+            Err(e) => return Err(e),
         }
     }
-    (got == buf.len()).then(|| (buf[0], Errno::from_raw(i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]))))
+    Ok(decode_report(&buf[..got]))
 }
 
 /// Tell the parent which step failed and why, then exit without running Rust or atexit
-/// destructors, which are not safe after fork.
+/// destructors, which are not safe after fork. Every signal is blocked first: a `docker stop`
+/// arriving now must not kill the child before the parent knows why it could not run.
 fn report_and_exit(report: &OwnedFd, step: Step, errno: Errno) -> ! {
+    // Nothing to do if blocking fails: the report goes out regardless.
+    let _ = set_mask(&ALL_CATCHABLE);
     let e = (errno as i32).to_ne_bytes();
-    let msg = [step as u8, e[0], e[1], e[2], e[3]];
-    // SAFETY: writes 5 bytes from a live buffer to an fd this process owns, then _exit.
+    let msg: [u8; REPORT_LEN] = [step as u8, e[0], e[1], e[2], e[3]];
+    // SAFETY: writes REPORT_LEN bytes from a live buffer to an fd this process owns, then _exit.
     unsafe {
         libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len());
         libc::_exit(127)
@@ -326,19 +372,24 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
         // SAFETY: tcsetpgrp takes an fd and a pid, no pointers.
         unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid()) };
     }
-    // The program starts with nothing blocked, whatever shim blocks; never silently otherwise.
-    let masked = set_mask(&NO_SIGNALS);
-    if masked != Errno::UnknownErrno {
-        report_and_exit(&report, Step::Mask, masked);
-    }
     let mut errno = Errno::ENOENT;
     let mut denied = false;
     for path in &p.candidates {
+        // The program starts with nothing blocked, whatever shim blocks; never silently
+        // otherwise. Unblocked only around execve itself, so that a signal that comes while
+        // the child is between attempts stays pending: delivered to the program if an exec
+        // succeeds, and unable to kill the child before it reports if none does.
+        let masked = set_mask(&NO_SIGNALS);
+        if masked != Errno::UnknownErrno {
+            report_and_exit(&report, Step::Mask, masked);
+        }
         // SAFETY: path and argv are NUL-terminated strings in a NULL-terminated array that
         // live until exec replaces this process; environ is libc's own, unchanged since start
         // and read by this single thread only.
         unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), environ) };
         errno = Errno::last();
+        // Blocking can only fail for a bad argument, and this one is a constant.
+        let _ = set_mask(&ALL_CATCHABLE);
         match errno {
             // As execvp: keep looking, but report EACCES if nothing else is found.
             Errno::EACCES => denied = true,
@@ -350,6 +401,62 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
         errno = Errno::EACCES;
     }
     report_and_exit(&report, Step::Exec, errno)
+}
+
+/// Start the key watch: a process in the program's group `group`, so that the terminal's
+/// signals reach it along with the program, which passes each one a key sent (SIGINT,
+/// SIGQUIT) on to shim. With the program's group in the terminal's foreground, shim's own
+/// group gets none of them, and a second Ctrl-C could never reach shim to force the stop.
+pub fn spawn_key_watch(group: Pid) -> Result<Pid, Errno> {
+    let shim = pid();
+    // SAFETY: single-threaded (the module's contract), and the child
+    // calls only async-signal-safe functions (prctl, getppid, setpgid, rt_sigtimedwait, kill).
+    match unsafe { unistd::fork() }? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => watch_keys(group, shim),
+    }
+}
+
+fn watch_keys(group: Pid, shim: libc::pid_t) -> ! {
+    // SAFETY: prctl, getppid and setpgid take integers. Gone with shim, whatever happens to
+    // it; and nothing to watch if the program's group is gone already.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        if libc::getppid() != shim || libc::setpgid(0, group.as_raw()) != 0 {
+            libc::_exit(0);
+        }
+    }
+    // The mask is shim's, everything blocked: nothing the group gets can stop or kill this
+    // process. Every signal is taken off the queue, or real-time ones forwarded to the group
+    // would pile up here against the user's limit of pending signals.
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as in wait_signal: a valid mask of KERNEL_SIGSET_SIZE bytes, a writable
+        // siginfo, no timeout.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigtimedwait,
+                &ALL_CATCHABLE as *const u64,
+                &mut info as *mut libc::siginfo_t,
+                std::ptr::null::<libc::timespec>(),
+                KERNEL_SIGSET_SIZE,
+            )
+        };
+        let key = matches!(rc as libc::c_int, libc::SIGINT | libc::SIGQUIT);
+        if key && info.si_code == libc::SI_KERNEL {
+            // SAFETY: kill takes two integers. If shim is gone, so is this process.
+            unsafe { libc::kill(shim, rc as libc::c_int) };
+        }
+    }
+}
+
+/// End the key watch and collect it: it lives exactly as long as the main child, so that
+/// what is left after the program never counts it.
+pub fn end_key_watch(watch: Pid) {
+    // It is shim's own child, unreaped: neither call can fail but for EINTR, retried inside.
+    let _ = kill_raw(watch.as_raw(), crate::signals::SIGKILL);
+    let _ = reap_one(watch);
 }
 
 fn decode(raw: libc::c_int) -> Option<Status> {
@@ -381,37 +488,55 @@ fn reap_one(pid: Pid) -> Result<(), Errno> {
     waitpid_raw(pid.as_raw(), 0).map(drop)
 }
 
+/// Whether shim has children left after a drain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Remaining {
+    /// waitpid returned 0: children remain, none has changed state.
+    Some,
+    /// ECHILD: shim has no child at all.
+    None,
+}
+
 /// What one full drain of `waitpid` found.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Drained {
     pub main: Option<Status>,
     /// The pre-stop hook's status, if it was reaped.
     pub hook: Option<Status>,
+    /// The key watch's status, if it was reaped.
+    pub watch: Option<Status>,
     pub main_stopped: bool,
     /// Other processes (orphans) reaped.
     pub others: u32,
-    pub left: Option<Left>,
+    pub left: Remaining,
+}
+
+/// The children [`drain`] tells apart from orphans.
+#[derive(Clone, Copy, Debug)]
+pub struct Known {
+    pub main: Pid,
+    pub hook: Option<Pid>,
+    pub watch: Option<Pid>,
 }
 
 /// Reap every child that has exited. SIGCHLDs coalesce, so one may stand for many exits: loop
 /// until waitpid says none is ready (0: some remain) or there are none at all (ECHILD).
-pub fn drain(main: Pid, hook: Option<Pid>) -> Result<Drained, Errno> {
-    let mut d = Drained::default();
+pub fn drain(known: Known) -> Result<Drained, Errno> {
+    let mut d = Drained { main: None, hook: None, watch: None, main_stopped: false, others: 0, left: Remaining::Some };
+    let is = |pid: libc::pid_t, who: Option<Pid>| Some(pid) == who.map(Pid::as_raw);
     loop {
         match waitpid_raw(-1, libc::WNOHANG | libc::WUNTRACED) {
-            Ok((0, _)) => {
-                d.left = Some(Left::Some);
-                return Ok(d);
-            }
+            Ok((0, _)) => return Ok(d),
             Err(Errno::ECHILD) => {
-                d.left = Some(Left::Nothing);
+                d.left = Remaining::None;
                 return Ok(d);
             }
             Err(e) => return Err(e),
-            Ok((pid, raw)) if libc::WIFSTOPPED(raw) => d.main_stopped |= pid == main.as_raw(),
+            Ok((pid, raw)) if libc::WIFSTOPPED(raw) => d.main_stopped |= pid == known.main.as_raw(),
             Ok((pid, raw)) => match decode(raw) {
-                Some(status) if pid == main.as_raw() => d.main = Some(status),
-                Some(status) if Some(pid) == hook.map(Pid::as_raw) => d.hook = Some(status),
+                Some(status) if pid == known.main.as_raw() => d.main = Some(status),
+                Some(status) if is(pid, known.hook) => d.hook = Some(status),
+                Some(status) if is(pid, known.watch) => d.watch = Some(status),
                 Some(_) => d.others += 1,
                 None => {}
             },
@@ -465,8 +590,16 @@ pub fn signal_namespace(sig: Sig) -> Result<Sent, Errno> {
     kill_raw(-1, sig)
 }
 
+/// What a scan of /proc found.
+pub struct Scan {
+    /// Every live descendant of shim.
+    pub found: Vec<proctree::Entry>,
+    /// Entries that could be listed but not read (not because the process exited).
+    pub unreadable: u32,
+}
+
 /// Every live descendant of shim, from /proc.
-pub fn descendants() -> Result<Vec<proctree::Entry>, Errno> {
+pub fn descendants() -> Result<Scan, Errno> {
     // A /proc mounted for another PID namespace names other pids: signalling by them would
     // reach the wrong processes. Refuse rather than guess.
     let own = std::fs::read("/proc/self/stat").map_err(io_errno)?;
@@ -474,6 +607,7 @@ pub fn descendants() -> Result<Vec<proctree::Entry>, Errno> {
         return Err(Errno::EXDEV);
     }
     let mut entries = Vec::new();
+    let mut unreadable = 0;
     let mut path = Vec::with_capacity(32);
     for item in std::fs::read_dir("/proc").map_err(io_errno)?.flatten() {
         let name = item.file_name();
@@ -489,10 +623,10 @@ pub fn descendants() -> Result<Vec<proctree::Entry>, Errno> {
             Ok(stat) => entries.extend(proctree::parse_stat(&stat)),
             // The process exited between readdir and read.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {}
-            Err(e) => crate::warn!("could not read {}: {e}", String::from_utf8_lossy(&path)),
+            Err(_) => unreadable += 1,
         }
     }
-    Ok(proctree::descendants(pid(), &entries))
+    Ok(Scan { found: proctree::descendants(pid(), &entries), unreadable })
 }
 
 fn io_errno(e: std::io::Error) -> Errno {
@@ -522,6 +656,12 @@ pub fn restore_terminal(pgid: Pid) -> Result<(), Errno> {
     }
 }
 
+/// Make shim's own group the terminal's foreground group again, as it was before a spawn
+/// that handed it over and then failed.
+pub fn take_terminal_back() -> Result<(), Errno> {
+    unistd::tcsetpgrp(std::io::stdin().as_fd(), unistd::getpgrp())
+}
+
 /// Make `pgid` the terminal's foreground group. shim blocks SIGTTOU, so this works from the
 /// background too (tcsetpgrp(3)).
 pub fn give_terminal(pgid: Pid) -> Result<(), Errno> {
@@ -537,7 +677,8 @@ pub fn stop_self() -> Result<(), Errno> {
 /// must not keep a socket alive that the program closed. close_range(2), or /proc/self/fd on
 /// kernels before 5.9.
 pub fn close_inherited_fds() -> Result<(), Errno> {
-    // SAFETY: close_range takes integers; no fd owned by Rust code is open at or above 3 here.
+    // SAFETY: close_range takes integers; nothing in the process owns an fd at or above 3
+    // (the module's contract).
     let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     if rc == 0 {
         return Ok(());
@@ -597,5 +738,29 @@ mod tests {
     fn signals_the_whole_namespace_only_as_its_pid_1() {
         assert_ne!(pid(), 1, "the unit tests never run as PID 1");
         assert_eq!(signal_namespace(SIGTERM), Err(Errno::EPERM));
+    }
+
+    #[test]
+    fn the_interpreter_is_the_first_word_of_the_shebang_line() {
+        assert_eq!(shebang(b"#!/bin/bash\necho"), Some(&b"/bin/bash"[..]));
+        assert_eq!(shebang(b"#! /usr/bin/env  python3 -u\n"), Some(&b"/usr/bin/env"[..]));
+        assert_eq!(shebang(b"#!/bin/sh"), Some(&b"/bin/sh"[..]));
+        assert_eq!(shebang(b"#!\n"), None);
+        assert_eq!(shebang(b"\x7fELF"), None);
+        assert_eq!(shebang(b""), None);
+    }
+
+    #[test]
+    fn a_report_is_whole_or_a_failure_never_a_success() {
+        assert_eq!(decode_report(&[]), Report::Exec);
+        let e = (libc::ENOENT).to_ne_bytes();
+        assert_eq!(
+            decode_report(&[Step::Exec as u8, e[0], e[1], e[2], e[3]]),
+            Report::Failed { step: Step::Exec as u8, errno: Errno::ENOENT }
+        );
+        for got in 1..REPORT_LEN {
+            assert_eq!(decode_report(&[0; REPORT_LEN][..got]), Report::Cut { got }, "{got} bytes");
+        }
+        assert_eq!(decode_report(&[0; REPORT_LEN + 1]), Report::Cut { got: REPORT_LEN + 1 }, "not ours");
     }
 }

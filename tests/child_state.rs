@@ -1,4 +1,4 @@
-//! SPEC §2.3: what the program starts with — an empty signal mask, default dispositions for
+//! The contract's "Start": what the program starts with — an empty signal mask, default dispositions for
 //! what shim changed, its own process group, the caller's cwd, environment and fds, no fd of
 //! shim's — and what shim keeps for itself after the spawn: no inherited fd, no cwd.
 
@@ -33,20 +33,9 @@ fn inheritable_fds() -> Vec<i32> {
 
 /// SigIgn of `cat` started the way shim is in `mode`, without shim: what shim inherits.
 fn inherited_ignored(mode: Mode, wrapper: &[&str]) -> u64 {
-    let mut cmd = match mode {
-        Mode::Pid1 => {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
-            c
-        }
-        Mode::Subreaper => Command::new(wrapper.first().copied().unwrap_or("env")),
-    };
-    if mode == Mode::Pid1 {
-        cmd.args(wrapper);
-    } else {
-        cmd.args(wrapper.iter().skip(1));
-    }
-    let out = cmd.args(["cat", "/proc/self/status"]).stderr(Stdio::null()).output().unwrap();
+    let (first, rest) = wrapper.split_first().unwrap_or((&"env", &[]));
+    let out =
+        command(mode, first).args(rest).args(["cat", "/proc/self/status"]).stderr(Stdio::null()).output().unwrap();
     u64::from_str_radix(field(&String::from_utf8_lossy(&out.stdout), "SigIgn"), 16).unwrap()
 }
 

@@ -1,8 +1,9 @@
-//! SPEC §1 and §5 with the real binary: the exit status tells the truth, exec failures are
+//! The contract's "Command line" and "Exit status" with the real binary: the exit status tells the truth, exec failures are
 //! reported (not guessed), and bad usage is one line plus the usage line.
 
 mod common;
 use common::*;
+use std::process::Command;
 
 #[test]
 fn the_programs_exit_code_passes_through() {
@@ -77,7 +78,7 @@ fn a_program_not_executable_in_one_path_entry_but_found_later_runs() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("true"), "not executable").unwrap();
     let path = format!("{}:/usr/bin:/bin", dir.display());
-    let out = std::process::Command::new(shim_bin()).arg("true").env("PATH", &path).output().unwrap();
+    let out = output_within(Command::new(shim_bin()).arg("true").env("PATH", &path), secs(10.0));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -85,15 +86,21 @@ fn a_program_not_executable_in_one_path_entry_but_found_later_runs() {
 #[test]
 fn bad_usage_is_2_with_what_is_wrong_then_usage() {
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: &[Case] = &[
         (&[], &[], "shim: no program to run"),
         (&["--frobnicate", "true"], &[], "shim: unknown option '--frobnicate'"),
         (&["-g", "soon", "true"], &[], "shim: --grace: invalid duration 'soon'"),
         (&["true"], &[("SHIM_GRACE", "soon")], "shim: SHIM_GRACE: invalid duration 'soon'"),
         (&["--forward-to", "everyone", "true"], &[], "shim: --forward-to: 'everyone'"),
+        (&["--grace", "-1s", "true"], &[], "shim: --grace: '-1s' is negative"),
+        (&["-g", "1x", "true"], &[], "shim: --grace: unknown unit 'x' in '1x' (units: ns, us, ms, s, m, h)"),
+        (&["-g1e3", "true"], &[], "shim: --grace: '1e3': exponents are not accepted"),
+        (&["true"], &[("SHIM_STOP_DELAY", "1e3")], "shim: SHIM_STOP_DELAY: '1e3': exponents are not accepted"),
+        (&["--stop-delay=", "true"], &[], "shim: --stop-delay: empty duration"),
+        (&["-g", "2562048h", "true"], &[], "shim: --grace: '2562048h' is too large (at most 2562047h47m16.854775807s"),
     ];
-    for (args, env, want) in cases {
-        let out = std::process::Command::new(shim_bin()).args(args).envs(env.iter().copied()).output().unwrap();
+    for &(args, env, want) in cases {
+        let out = output_within(Command::new(shim_bin()).args(args).envs(env.iter().copied()), secs(10.0));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let lines: Vec<&str> = err.lines().collect();
@@ -107,14 +114,14 @@ fn bad_usage_is_2_with_what_is_wrong_then_usage() {
 #[test]
 fn help_and_version_go_to_stdout_and_exit_0() {
     for flag in ["-h", "--help"] {
-        let out = std::process::Command::new(shim_bin()).arg(flag).output().unwrap();
+        let out = output_within(Command::new(shim_bin()).arg(flag), secs(10.0));
         assert_eq!(out.status.code(), Some(0));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("usage: shim") && text.contains("--grace"), "{text}");
         assert!(out.stderr.is_empty());
     }
     for flag in ["-V", "--version"] {
-        let out = std::process::Command::new(shim_bin()).arg(flag).output().unwrap();
+        let out = output_within(Command::new(shim_bin()).arg(flag), secs(10.0));
         assert_eq!(out.status.code(), Some(0));
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("shim {}\n", env!("CARGO_PKG_VERSION")));
     }
@@ -122,10 +129,18 @@ fn help_and_version_go_to_stdout_and_exit_0() {
 
 #[test]
 fn help_into_a_closed_pipe_does_not_crash() {
-    use std::process::Stdio;
-    let mut child = std::process::Command::new(shim_bin()).arg("--help").stdout(Stdio::piped()).spawn().unwrap();
-    drop(child.stdout.take());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    // Closed before shim starts, so its one write of the help fails for sure.
+    let child = Command::new(shim_bin())
+        .arg("--help")
+        .stdout(broken_pipe())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _deadline = Deadline::new(child.id(), secs(10.0));
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err, "", "a closed stdout is no error");
 }
 
 #[test]
@@ -150,5 +165,113 @@ fn verbose_logs_the_lifecycle_as_shim_lines() {
         );
         let (_, _, quiet) = run(mode, &[&probe, "exit", "4"]);
         assert_eq!(quiet, "");
+    }
+}
+
+#[test]
+fn a_script_whose_interpreter_is_missing_names_it() {
+    let dir = std::env::temp_dir().join(format!("shim-interp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("x.sh");
+    std::fs::write(&script, "#!/no/such/bash -e\necho hi\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new(shim_bin()).arg(&script).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("its interpreter '/no/such/bash' (its #! line) was not found"), "{err}");
+}
+
+#[test]
+fn a_newline_in_an_argument_does_not_break_the_log_into_lines() {
+    for mode in modes() {
+        let (code, _, err) = run(mode, &["-v", "sh", "-c", "exit 0", "a\nshim: forged line"]);
+        assert_eq!(code, 0);
+        assert!(err.lines().all(|l| l.starts_with("shim: ")), "{err}");
+        assert!(err.contains(r"a\nshim: forged line"), "{err}");
+        assert!(!err.lines().any(|l| l == "shim: forged line'"), "{err}");
+    }
+}
+
+#[test]
+fn a_fault_signal_cannot_be_mapped() {
+    let out = std::process::Command::new(shim_bin()).args(["-m", "SEGV:USR1", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("shim: --map-signal: 'SEGV:USR1': SIGSEGV is a fault signal"), "{err}");
+}
+
+#[test]
+fn log_lines_say_the_times_that_apply() {
+    let probe = probe();
+    for mode in modes() {
+        // A stop delay of 3 s is "3s", not "2.999s".
+        let mut shim = Shim::start(mode, &["-v", "-d", "3s", &probe, "signals", "TERM", "INT"]);
+        shim.expect("ready", secs(5.0));
+        shim.signal(libc::SIGTERM);
+        shim.expect_stderr("keeps serving", secs(5.0));
+        shim.signal(libc::SIGINT);
+        assert_eq!(shim.wait(secs(5.0)).0, 0);
+        let err = shim.full_stderr(secs(5.0));
+        assert!(err.contains("keeps serving for up to 3s first"), "{mode:?}: {err}");
+
+        // A hook with no delay is bounded by the grace: "2s".
+        let mut shim = Shim::start(mode, &["-v", "-g", "2s", "-p", "sleep 0.1", &probe, "signals", "TERM"]);
+        shim.expect("ready", secs(5.0));
+        shim.signal(libc::SIGTERM);
+        assert_eq!(shim.wait(secs(5.0)).0, 0);
+        let err = shim.full_stderr(secs(5.0));
+        assert!(err.contains("keeps serving for up to 2s first"), "{mode:?}: {err}");
+
+        // With --forward-to child, the leftovers' SIGKILL still counts from the stop signal:
+        // the program leaves after about 1 s of a 3 s grace, so less than 3 s is left.
+        let script = "trap 'sleep 1; exit 0' TERM; sleep 30 & echo ready; while :; do sleep 0.05; done";
+        let mut shim = Shim::start(mode, &["-v", "-g", "3s", "--forward-to", "child", "sh", "-c", script]);
+        shim.expect("ready", secs(5.0));
+        shim.signal(libc::SIGTERM);
+        shim.expect_stderr("others remain", secs(5.0));
+        let err = shim.stderr();
+        let line = err.lines().find(|l| l.contains("others remain")).unwrap();
+        let left = line.rsplit("SIGKILL in ").next().unwrap();
+        assert!(
+            left != "3s" && (left.ends_with("ms") || left.starts_with("1.") || left.starts_with("2")),
+            "{mode:?}: {line}"
+        );
+        let _ = shim.wait(secs(10.0));
+    }
+}
+
+/// Durations in Go's grammar reach the timer: a fractional grace period and one in
+/// milliseconds from the variable are what the SIGKILL waits for; a stop delay written as a
+/// sequence with a fraction is taken in full.
+#[test]
+fn durations_in_gos_grammar_are_honoured() {
+    let ignore_term = "trap '' TERM; echo ready; while :; do sleep 1; done";
+    for mode in modes() {
+        for (args, env, shown, least, most) in [
+            (&["-v", "--grace", "1.5s"][..], &[][..], "left in 1.5s", 1.4, 5.0),
+            (&["-v"][..], &[("SHIM_GRACE", "250ms")][..], "left in 250ms", 0.2, 3.0),
+        ] {
+            let all: Vec<&str> = args.iter().copied().chain(["sh", "-c", ignore_term]).collect();
+            let mut shim = Shim::start_with(mode, &all, Options { env, ..Options::default() });
+            shim.expect("ready", secs(10.0));
+            let sent = std::time::Instant::now();
+            shim.signal(libc::SIGTERM);
+            shim.expect_stderr(shown, secs(5.0));
+            let (code, at) = shim.wait(secs(10.0));
+            let took = at.duration_since(sent).as_secs_f64();
+            assert_eq!(code, 137, "{mode:?} {args:?} {env:?}: {}", shim.stderr());
+            assert!((least..most).contains(&took), "{mode:?} {args:?} {env:?}: SIGKILL after {took:.3}s");
+        }
+
+        // 90.5 s of delay: the log says so, and a second stop signal forwards at once.
+        let mut shim = Shim::start(mode, &["-v", "--stop-delay", "1m30.5s", "sh", "-c", "echo ready; sleep 30"]);
+        shim.expect("ready", secs(10.0));
+        shim.signal(libc::SIGTERM);
+        shim.expect_stderr("keeps serving for up to 90.", secs(5.0));
+        shim.signal(libc::SIGTERM);
+        let (code, _) = shim.wait(secs(10.0));
+        assert_eq!(code, 143, "{mode:?}: {}", shim.stderr());
     }
 }

@@ -9,23 +9,18 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-fn output_within(cmd: &mut Command, within: f64) -> std::process::Output {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let _deadline = Deadline::new(child.id(), secs(within));
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn fork_failing_for_the_process_limit_is_125_with_what_to_do() {
-    if !namespaces_available() {
-        return; // needs root to switch to an unprivileged user
+    // Root, to switch to an unprivileged user.
+    if !root_available() {
+        return;
     }
     // Root is exempt from RLIMIT_NPROC, so run as nobody with a limit of one process.
     let out = output_within(
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "prlimit", "--nproc=1", "--"])
             .args([shim_bin(), "true"]),
-        10.0,
+        secs(10.0),
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{err}");
@@ -35,7 +30,7 @@ fn fork_failing_for_the_process_limit_is_125_with_what_to_do() {
 
 #[test]
 fn running_out_of_file_descriptors_is_125_with_what_to_do() {
-    let out = output_within(Command::new("prlimit").args(["--nofile=4", "--", shim_bin(), "true"]), 10.0);
+    let out = output_within(Command::new("prlimit").args(["--nofile=4", "--", shim_bin(), "true"]), secs(10.0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{err}");
     assert!(err.starts_with("shim: failed to start 'true': create a pipe: ") && err.contains("ulimit -n"), "{err}");
@@ -44,23 +39,11 @@ fn running_out_of_file_descriptors_is_125_with_what_to_do() {
 #[test]
 fn a_closed_stderr_never_kills_shim() {
     for mode in modes() {
-        let mut cmd = match mode {
-            Mode::Pid1 => {
-                let mut c = Command::new("unshare");
-                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", "exec \"$@\" 2>&-", "sh"]);
-                c
-            }
-            Mode::Subreaper => {
-                let mut c = Command::new("sh");
-                c.args(["-c", "exec \"$@\" 2>&-", "sh"]);
-                c
-            }
-        };
         // The program makes shim log (a forwarded signal it ignores), then exits 4. $PPID is
         // shim in both modes.
-        cmd.args([shim_bin(), "-vvv", "sh", "-c", "trap '' USR1; kill -USR1 $PPID; exit 4"]);
-        let out = output_within(&mut cmd, 10.0);
-        assert_eq!(out.status.code(), Some(4), "{mode:?}");
+        let program = ["-vvv", "sh", "-c", "trap '' USR1; kill -USR1 $PPID; exit 4"];
+        let mut shim = Shim::start_with(mode, &program, Options { stderr: Stderr::Closed, ..Options::default() });
+        assert_eq!(shim.wait(secs(10.0)).0, 4, "{mode:?}");
     }
 }
 
@@ -68,48 +51,15 @@ fn a_closed_stderr_never_kills_shim() {
 fn a_broken_stderr_pipe_never_kills_shim() {
     let probe = probe();
     for mode in modes() {
-        let mut cmd = match mode {
-            Mode::Pid1 => {
-                let mut c = Command::new("unshare");
-                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", shim_bin()]);
-                c
-            }
-            Mode::Subreaper => Command::new(shim_bin()),
-        };
-        let mut child = cmd
-            .args(["-vvv", &probe, "signals", "TERM"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Nobody reads stderr any more: every log line is now a write to a broken pipe.
-        drop(child.stderr.take());
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-        assert_eq!(line, "ready\n");
-        let shim = match mode {
-            Mode::Pid1 => wait_for(secs(5.0), || children(child.id() as i32).first().copied()).unwrap(),
-            Mode::Subreaper => child.id() as i32,
-        };
+        // Nobody can read stderr: every log line, from the first, is a write to a broken pipe.
+        let program = ["-vvv", &probe, "signals", "TERM"];
+        let mut shim = Shim::start_with(mode, &program, Options { stderr: Stderr::BrokenPipe, ..Options::default() });
+        shim.expect("ready", secs(5.0));
         for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGTERM] {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::Signal::try_from(sig).unwrap())
-                .unwrap();
+            shim.signal(sig);
         }
-        let deadline = Instant::now() + secs(10.0);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::Signal::SIGKILL);
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{mode:?}: shim hung");
-            }
-            std::thread::sleep(secs(0.01));
-        };
-        assert_eq!(status.code(), Some(0), "{mode:?}: shim died of its own logging ({status})");
+        shim.expect("got 15", secs(5.0));
+        assert_eq!(shim.wait(secs(10.0)).0, 0, "{mode:?}: shim died of its own logging");
     }
 }
 

@@ -1,6 +1,7 @@
 //! Properties of the pure state machine, for any policy and any sequence of events in any
 //! order and timing: it exits when everything is gone and says nothing after; SIGKILL comes
-//! never before the deadline and always at it; the exit code follows SPEC §5; forwarded signals
+//! never before the deadline and always at it; the exit code follows the contract's "Exit
+//! status"; every stop signal is followed by a SIGCONT to wake what is stopped; forwarded signals
 //! go to the configured target, mapped as configured.
 
 use std::time::Duration;
@@ -9,7 +10,7 @@ use proptest::prelude::*;
 use shim::config::ForwardTo;
 use shim::exit::{ExitCode, Status, SuccessExits};
 use shim::machine::{Action, Dropped, Event, Holder, Hook, JobControl, Left, Machine, Policy, Target, Tty, Why};
-use shim::signals::{Sig, SignalMap};
+use shim::signals::{Origin, Sig, SignalMap};
 
 fn sig(n: i32) -> Sig {
     Sig::new(n).unwrap()
@@ -27,7 +28,8 @@ fn any_status() -> impl Strategy<Value = Status> {
 #[derive(Clone, Debug)]
 enum Step {
     Signal(Sig),
-    Keyboard(Sig),
+    /// A key: to shim's group (false), or to the program's and passed on by the key watch.
+    Keyboard(Sig, bool),
     /// The main child exits; whether others remain.
     MainExits(Status, bool),
     /// Orphans reaped; whether anything remains (only once the main child is gone can it be
@@ -42,7 +44,7 @@ enum Step {
 fn any_step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => any_signal().prop_map(Step::Signal),
-        1 => prop_oneof![Just(sig(2)), Just(sig(3))].prop_map(Step::Keyboard),
+        1 => (prop_oneof![Just(sig(2)), Just(sig(3))], any::<bool>()).prop_map(|(s, p)| Step::Keyboard(s, p)),
         1 => (any_status(), any::<bool>()).prop_map(|(s, l)| Step::MainExits(s, l)),
         2 => any::<bool>().prop_map(Step::Others),
         1 => Just(Step::HookExited),
@@ -127,21 +129,27 @@ fn check(setup: &Setup, steps: &[(u64, Step)]) -> Result<(), TestCaseError> {
     for (dt, step) in steps {
         w.now += Duration::from_millis(*dt);
         let event = match step {
-            Step::Signal(s) => Event::Signal(*s),
-            Step::Keyboard(s) => Event::KeyboardSignal(*s),
+            Step::Signal(s) => Event::Signal { sig: *s, origin: Origin::Process(7) },
+            Step::Keyboard(s, passed_on) => {
+                Event::Signal { sig: *s, origin: if *passed_on { Origin::ProgramKeyboard } else { Origin::Keyboard } }
+            }
             Step::MainExits(status, left) if w.main.is_none() => {
                 w.main = Some(*status);
-                Event::Reaped { main: Some(*status), left: if *left { Left::Some } else { Left::Nothing } }
+                let left = if *left { Left::Some } else { Left::Nothing };
+                Event::Reaped { main: Some(*status), left, main_stopped: false }
             }
             Step::MainExits(..) => Event::Tick,
             Step::Others(left) => {
                 let left = if *left || w.main.is_none() { Left::Some } else { Left::Nothing };
-                Event::Reaped { main: None, left }
+                Event::Reaped { main: None, left, main_stopped: false }
             }
             Step::HookExited => Event::HookExited,
-            Step::MainStopped if w.main.is_none() => Event::MainStopped,
+            Step::MainStopped if w.main.is_none() => Event::Reaped { main: None, left: Left::Some, main_stopped: true },
             Step::MainStopped => Event::Tick,
-            Step::Continued(shim) => Event::Continued { holder: if *shim { Holder::Shim } else { Holder::Other } },
+            Step::Continued(shim) => Event::Continued {
+                origin: Origin::Process(7),
+                holder: if *shim { Holder::Shim } else { Holder::Other },
+            },
             Step::Tick => Event::Tick,
         };
         let deadline_before = m.deadline();
@@ -155,7 +163,7 @@ fn check(setup: &Setup, steps: &[(u64, Step)]) -> Result<(), TestCaseError> {
         if event == Event::Tick && deadline_before.is_some_and(|d| w.now >= d) {
             prop_assert!(!actions.is_empty(), "a due tick at {:?} did nothing (deadline {deadline_before:?})", w.now);
         }
-        for a in &actions {
+        for (i, a) in actions.iter().enumerate() {
             match *a {
                 Action::Send { sig, why: Why::Escalate, to } => {
                     prop_assert_eq!(sig.number(), 9);
@@ -174,15 +182,19 @@ fn check(setup: &Setup, steps: &[(u64, Step)]) -> Result<(), TestCaseError> {
                     w.killed = true;
                 }
                 Action::Send { why: Why::Forced, .. } => w.killed = true,
-                Action::Send { why: Why::StopBegins | Why::Leftovers, .. } => {
+                Action::Send { why: Why::StopBegins | Why::Leftovers, to, .. } => {
                     w.released.get_or_insert(w.now);
+                    let woken = Action::Send { sig: sig(18), to, why: Why::Wake };
+                    prop_assert!(actions[i..].contains(&woken), "a stop signal with no SIGCONT after it: {actions:?}");
+                }
+                Action::Send { sig, why: Why::Wake, .. } => {
+                    prop_assert_eq!(sig.number(), 18);
+                    prop_assert!(!w.killed, "woke after SIGKILL");
                 }
                 Action::Send { sig, to, why: Why::Forward } => {
                     prop_assert!(!w.killed, "forwarded {sig:?} after SIGKILL");
-                    if let Event::Signal(received) | Event::KeyboardSignal(received) = event {
-                        // A SIGCONT after a terminating signal is the wake-up of a stopped program.
-                        let wake_up = sig.number() == 18 && received.number() != 18;
-                        if !received.is_stop() && received.number() != 18 && !wake_up {
+                    if let Event::Signal { sig: received, .. } = event {
+                        if !received.is_stop() && received.number() != 18 {
                             prop_assert_eq!(Some(sig), p.map.apply(received), "forwarded unmapped");
                             let want = if setup.child { Target::Child } else { Target::Group };
                             prop_assert_eq!(to, want, "forwarded to the wrong target");
@@ -194,10 +206,15 @@ fn check(setup: &Setup, steps: &[(u64, Step)]) -> Result<(), TestCaseError> {
                 }
                 Action::Exit(code) => {
                     let status = w.main.expect("exit before the main child was reaped");
-                    prop_assert_eq!(code, p.success.apply(status.exit_code()), "exit code against SPEC §5");
+                    prop_assert_eq!(code, p.success.apply(status.exit_code()), "exit code against the contract");
                     w.exited = Some(code);
                 }
                 Action::Drop { why: Dropped::Fault, sig } => prop_assert!(sig.is_fault()),
+                // The terminal sent a stop signal to the program's group itself: a stop held
+                // back is released by it, but none begins.
+                Action::Drop { why: Dropped::Delivered, .. } if m.stopping().is_some() => {
+                    w.released.get_or_insert(w.now);
+                }
                 _ => {}
             }
         }
@@ -214,7 +231,8 @@ fn check(setup: &Setup, steps: &[(u64, Step)]) -> Result<(), TestCaseError> {
     if w.exited.is_none() {
         let main = if w.main.is_none() { Some(Status::Exited(0)) } else { None };
         w.main = w.main.or(main);
-        let actions: Vec<Action> = m.handle(Event::Reaped { main, left: Left::Nothing }, w.now).into_iter().collect();
+        let gone = Event::Reaped { main, left: Left::Nothing, main_stopped: false };
+        let actions: Vec<Action> = m.handle(gone, w.now).into_iter().collect();
         let code = p.success.apply(w.main.unwrap().exit_code());
         prop_assert!(
             actions.contains(&Action::Exit(code)),
@@ -239,8 +257,8 @@ proptest! {
         let p = policy(&setup);
         let mut m = Machine::new(p.clone());
         let stop = Sig::parse("TERM").unwrap();
-        let _ = m.handle(Event::Signal(first), Duration::ZERO);
-        let _ = m.handle(Event::Signal(stop), Duration::ZERO);
+        let _ = m.handle(Event::Signal { sig: first, origin: Origin::Process(7) }, Duration::ZERO);
+        let _ = m.handle(Event::Signal { sig: stop, origin: Origin::Process(7) }, Duration::ZERO);
         let mut now = Duration::ZERO;
         let mut killed = false;
         for _ in 0..10 {

@@ -1,4 +1,4 @@
-//! SPEC §3: every zombie is reaped promptly, however many orphans arrive at once and however
+//! The contract's "Running": every zombie is reaped promptly, however many orphans arrive at once and however
 //! SIGCHLDs coalesce; and idle, shim sleeps in the kernel.
 
 mod common;

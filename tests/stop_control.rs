@@ -4,39 +4,29 @@
 
 mod common;
 use common::*;
+use std::process::Command;
 use std::time::Instant;
-
-/// Settings as options, and as environment variables.
-type Way<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
-
-/// The same settings given as options, or as environment variables.
-fn both_ways<'a>(args: &[&'a str], env: &[(&'a str, &'a str)]) -> [Way<'a>; 2] {
-    [(args.to_vec(), vec![]), (vec![], env.to_vec())]
-}
-
-fn start(mode: Mode, opts: &[&str], env: &[(&str, &str)], program: &[&str]) -> Shim {
-    let mut args = opts.to_vec();
-    args.push("--");
-    args.extend(program);
-    Shim::start_with(mode, &args, Options { env, ..Options::default() })
-}
 
 #[test]
 fn the_stop_delay_keeps_the_program_serving_then_forwards() {
     let probe = probe();
     for mode in modes() {
-        for (opts, env) in both_ways(&["-d", "1s"], &[("SHIM_STOP_DELAY", "1s")]) {
-            let mut shim = start(mode, &opts, &env, &[&probe, "signals", "TERM"]);
+        for (opts, env) in both_ways(&["-v", "-d", "2s"], &[("SHIM_VERBOSE", "1"), ("SHIM_STOP_DELAY", "2s")]) {
+            let mut shim = Shim::start_program(mode, &opts, &env, &[&probe, "signals", "TERM"]);
             shim.expect("ready", secs(5.0));
             let sent = Instant::now();
             shim.signal(libc::SIGTERM);
-            // Still serving during the delay: other signals go through at once.
+            // Still serving during the delay: once shim says it holds the stop, other signals
+            // go through at once, and before the stop signal.
+            shim.expect_stderr("keeps serving", secs(1.5));
             shim.signal(libc::SIGHUP);
-            shim.expect("got 1", secs(0.9));
+            shim.expect("got 1", secs(5.0));
             shim.expect("got 15", secs(5.0));
             let held = sent.elapsed();
-            assert!(held >= secs(0.95) && held < secs(2.5), "{mode:?}: SIGTERM forwarded after {held:?}, delay 1s");
+            assert!(held >= secs(1.95) && held < secs(3.5), "{mode:?}: SIGTERM forwarded after {held:?}, delay 2s");
             assert_eq!(shim.wait(secs(5.0)).0, 0);
+            let lines = shim.rest_of_output(secs(2.0));
+            assert_eq!(lines, ["ready", "got 1", "got 15"], "{mode:?}: SIGHUP must arrive during the delay");
         }
     }
 }
@@ -45,7 +35,7 @@ fn the_stop_delay_keeps_the_program_serving_then_forwards() {
 fn a_second_stop_signal_during_the_delay_is_forwarded_at_once() {
     let probe = probe();
     for mode in modes() {
-        let mut shim = start(mode, &["-v", "-d", "30s"], &[], &[&probe, "signals", "INT"]);
+        let mut shim = Shim::start_program(mode, &["-v", "-d", "30s"], &[], &[&probe, "signals", "INT"]);
         shim.expect("ready", secs(5.0));
         shim.signal(libc::SIGTERM);
         // Sent together, the kernel would hand shim the lower-numbered SIGINT first.
@@ -65,7 +55,7 @@ fn the_pre_stop_hook_runs_before_forwarding_with_its_output_shown() {
         // No shell needed: the hook is the probe itself, its words split by shim.
         let hook = format!("{probe} leave 0 drain 0");
         for (opts, env) in both_ways(&["-p", &hook], &[("SHIM_PRE_STOP", &hook)]) {
-            let mut shim = start(mode, &opts, &env, &[&probe, "signals", "TERM"]);
+            let mut shim = Shim::start_program(mode, &opts, &env, &[&probe, "signals", "TERM"]);
             shim.expect("ready", secs(5.0));
             shim.signal(libc::SIGTERM);
             // The hook's own "ready" comes before the program hears of the stop.
@@ -81,16 +71,24 @@ fn a_hook_that_overruns_the_delay_is_killed_and_the_stop_goes_on() {
     let probe = probe();
     for mode in modes() {
         let hook = format!("{probe} ignore-term");
-        let mut shim = start(mode, &["-d", "1s", "-p", &hook], &[], &[&probe, "signals", "TERM"]);
+        // The program outlives the stop signal (it exits on SIGHUP), so shim is still there
+        // to be looked at once the hook has been dealt with.
+        let mut shim = Shim::start_program(mode, &["-d", "1s", "-p", &hook], &[], &[&probe, "signals", "HUP"]);
         shim.expect("ready", secs(5.0));
+        let program = shim.main_child();
         let sent = Instant::now();
         shim.signal(libc::SIGTERM);
         shim.expect("ready", secs(5.0));
+        let hook = children(shim.pid).into_iter().find(|&p| p != program).expect("the hook is shim's child");
         shim.expect("got 15", secs(5.0));
         assert!(sent.elapsed() < secs(2.5), "{mode:?}: the hook held the stop for {:?}", sent.elapsed());
+        // Killed and reaped: no longer shim's child, not even a zombie.
+        let gone = wait_for(secs(5.0), || (!children(shim.pid).contains(&hook)).then_some(()));
+        assert!(gone.is_some(), "{mode:?}: the hook {hook} was left running or unreaped");
+        assert!(!alive(hook), "{mode:?}: the hook {hook} is still alive");
+        shim.signal(libc::SIGHUP);
         assert_eq!(shim.wait(secs(5.0)).0, 0);
         assert!(shim.full_stderr(secs(5.0)).contains("shim: pre-stop hook overran its time: killing it"));
-        assert!(descendants(shim.pid).is_empty(), "{mode:?}: the hook was left running");
     }
 }
 
@@ -105,7 +103,7 @@ fn a_hook_that_fails_is_reported_and_never_blocks_the_stop() {
             ),
             (&format!("{probe} exit 3") as &str, "shim: pre-stop hook exited with 3; stopping anyway"),
         ] {
-            let mut shim = start(mode, &["-p", hook], &[], &[&probe, "signals", "TERM"]);
+            let mut shim = Shim::start_program(mode, &["-p", hook], &[], &[&probe, "signals", "TERM"]);
             shim.expect("ready", secs(5.0));
             shim.signal(libc::SIGTERM);
             shim.expect("got 15", secs(5.0));
@@ -123,7 +121,7 @@ fn a_mapped_stop_signal_is_what_the_program_gets() {
         for (opts, env) in
             both_ways(&["-m", "TERM:QUIT", "--map-signal=HUP:0"], &[("SHIM_MAP_SIGNAL", "TERM:QUIT,HUP:0")])
         {
-            let mut shim = start(mode, &opts, &env, &[&probe, "signals", "QUIT", "TERM"]);
+            let mut shim = Shim::start_program(mode, &opts, &env, &[&probe, "signals", "QUIT", "TERM"]);
             shim.expect("ready", secs(5.0));
             shim.signal(libc::SIGHUP);
             shim.signal(libc::SIGUSR1);
@@ -131,7 +129,8 @@ fn a_mapped_stop_signal_is_what_the_program_gets() {
             shim.signal(libc::SIGTERM);
             shim.expect("got 3", secs(5.0));
             assert_eq!(shim.wait(secs(5.0)).0, 0);
-            let lines = shim.rest_of_output(secs(2.0));
+            // The SIGCONT that follows every stop signal (to wake anything stopped) is shim's own.
+            let lines: Vec<String> = shim.rest_of_output(secs(2.0)).into_iter().filter(|l| l != "got 18").collect();
             assert_eq!(lines, ["ready", "got 10", "got 3"], "{mode:?}: HUP must be dropped, TERM become QUIT");
         }
     }
@@ -147,7 +146,7 @@ fn a_bad_map_is_a_usage_error_naming_the_bad_part() {
             "shim: SHIM_MAP_SIGNAL: 'HUPP:0': unknown signal 'HUPP'",
         ),
     ] {
-        let out = std::process::Command::new(shim_bin()).args(&args).envs(env).output().unwrap();
+        let out = output_within(Command::new(shim_bin()).args(&args).envs(env), secs(10.0));
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.lines().next().unwrap_or("").starts_with(want), "{err}");
@@ -162,9 +161,7 @@ fn success_exit_codes_become_zero() {
             (vec!["--success-exit", "TERM"], vec![]),
             (vec![], vec![("SHIM_SUCCESS_EXIT", "1,143")]),
         ] {
-            let mut args = opts.clone();
-            args.extend(["sh", "-c", "kill -TERM $$"]);
-            let mut shim = Shim::start_with(mode, &args, Options { env: &env, ..Options::default() });
+            let mut shim = Shim::start_program(mode, &opts, &env, &["sh", "-c", "kill -TERM $$"]);
             assert_eq!(shim.wait(secs(5.0)).0, 0, "{mode:?} {opts:?} {env:?}");
         }
         let (code, _, _) = run(mode, &["-s", "143", "sh", "-c", "exit 3"]);
@@ -200,55 +197,28 @@ fn the_parent_death_signal_reaches_shim_and_so_the_program() {
     let probe = probe();
     for (opts, env) in both_ways(&["--pdeathsig", "TERM"], &[("SHIM_PDEATHSIG", "TERM")]) {
         // sh starts shim in the background and waits; killing sh is the parent's death.
-        let mut cmd = std::process::Command::new("sh");
+        let mut cmd = Command::new("sh");
         cmd.args(["-c", "\"$@\" & echo \"shim $!\"; wait", "sh", shim_bin()])
             .args(&opts)
             .args([probe.as_str(), "signals", "TERM"])
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped());
         let mut parent = cmd.spawn().unwrap();
-        let lines = lines_of(parent.stdout.take().unwrap());
-        let mut seen = Vec::new();
+        // Should the test fail before it kills sh, sh dies anyway, and shim with it.
+        let deadline = Deadline::new(parent.id(), secs(20.0));
+        let mut lines = Lines::of(parent.stdout.take().unwrap());
         // sh's line and the probe's race each other: take them in either order.
-        let shim_line = wait_line(&lines, &mut seen, "shim ");
-        let pid: i32 = shim_line.trim_start_matches("shim ").parse().unwrap();
-        wait_line(&lines, &mut seen, "ready");
+        lines.expect_all(&["shim ", "ready"], secs(5.0));
+        let pid: i32 = lines.seen().iter().find_map(|l| l.strip_prefix("shim ")?.parse().ok()).unwrap();
         parent.kill().unwrap();
+        drop(deadline);
         parent.wait().unwrap();
-        wait_line(&lines, &mut seen, "got 15");
+        lines.expect("got 15", secs(5.0));
         let gone = wait_for(secs(5.0), || (!alive(pid)).then_some(()));
         if gone.is_none() {
-            for p in descendants(pid).into_iter().chain([pid]) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
-            }
+            kill_descendants(pid);
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             panic!("shim {pid} outlived the stop");
-        }
-    }
-}
-
-fn lines_of(out: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// The first line containing `want`, among those seen already or arriving within 5 s.
-fn wait_line(rx: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, want: &str) -> String {
-    let deadline = Instant::now() + secs(5.0);
-    loop {
-        if let Some(i) = seen.iter().position(|l| l.contains(want)) {
-            return seen.remove(i);
-        }
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("no line with {want:?} within 5s; seen {seen:?}"),
         }
     }
 }

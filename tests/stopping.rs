@@ -1,4 +1,4 @@
-//! SPEC §4 with real processes: the stop waits for everything shim is responsible for, the
+//! The contract's "Stopping" with real processes: the stop waits for everything shim is responsible for, the
 //! main child exiting does not cut it short, the grace period ends in SIGKILL of all that is
 //! left, and leftovers of a main child that exits on its own are stopped too.
 
@@ -9,10 +9,8 @@ use common::*;
 fn a_program_ignoring_sigterm_is_killed_when_the_grace_period_ends() {
     let probe = probe();
     for mode in modes() {
-        for (args, env) in [(vec!["-g", "2s"], vec![]), (vec![], vec![("SHIM_GRACE", "2s")])] {
-            let mut all = args.clone();
-            all.extend([probe.as_str(), "ignore-term"]);
-            let mut shim = Shim::start_with(mode, &all, Options { env: &env, ..Options::default() });
+        for (opts, env) in both_ways(&["-g", "2s"], &[("SHIM_GRACE", "2s")]) {
+            let mut shim = Shim::start_program(mode, &opts, &env, &[&probe, "ignore-term"]);
             shim.expect("ready", secs(5.0));
             let sent = std::time::Instant::now();
             shim.signal(libc::SIGTERM);
@@ -120,6 +118,28 @@ fn a_daemon_that_left_the_group_gets_the_stop_signal_and_may_drain() {
         let (code, at) = shim.wait(secs(5.0));
         assert_eq!(code, 143, "{mode:?}: the main child died of SIGTERM");
         assert!(at - sent >= secs(0.95) && at - sent < secs(5.0), "{mode:?}: {:?}", at - sent);
+    }
+}
+
+#[test]
+fn a_stopped_daemon_that_left_the_group_is_woken_to_drain() {
+    let probe = probe();
+    for mode in modes() {
+        let mut shim = Shim::start(mode, &["-g", "10s", &probe, "escape-group", "1"]);
+        shim.expect("escapee ready", secs(5.0));
+        let main = shim.main_child();
+        let daemon = descendants(shim.pid).into_iter().find(|&p| p != main).expect("the escapee");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon), nix::sys::signal::Signal::SIGSTOP).unwrap();
+        wait_for(secs(5.0), || status_field(daemon, "State").filter(|s| s.starts_with('T'))).expect("stopped");
+        let sent = std::time::Instant::now();
+        shim.signal(libc::SIGTERM);
+        // Stopped, it could not act on SIGTERM: only the SIGCONT after it lets it drain, long
+        // before the grace period ends.
+        shim.expect("escapee draining", secs(5.0));
+        shim.expect("escapee drained", secs(5.0));
+        let (code, at) = shim.wait(secs(5.0));
+        assert_eq!(code, 143, "{mode:?}");
+        assert!(at - sent < secs(5.0), "{mode:?}: {:?}", at - sent);
     }
 }
 

@@ -1,4 +1,4 @@
-//! SPEC §2.3 and §3 on a real pseudo-terminal: shim hands the terminal's foreground to the
+//! The contract's "Start" and "Running" on a real pseudo-terminal: shim hands the terminal's foreground to the
 //! program's group, so typed lines reach the program and Ctrl-C reaches it through the terminal
 //! driver (not through shim); and, when shim is not PID 1, Ctrl-Z in an interactive shell stops
 //! the program and then shim, the shell gets the terminal back, and `fg` resumes both; `bg`
@@ -170,8 +170,7 @@ impl OnTerminal {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                use std::os::unix::process::ExitStatusExt;
-                return status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                return exit_code(status);
             }
             assert!(Instant::now() < deadline, "pid {} did not exit; terminal: {:?}", self.pid(), self.transcript);
             let soon = Instant::now() + Duration::from_millis(5);
@@ -188,11 +187,7 @@ impl Drop for OnTerminal {
         if !matches!(self.child.try_wait(), Ok(None)) {
             return;
         }
-        // Children first, so that none is left to be reparented; SIGKILL ends stopped ones too.
-        for pid in descendants(self.pid()).into_iter().rev() {
-            // SAFETY: kill takes two integers.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+        kill_descendants(self.pid());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -202,15 +197,7 @@ impl Drop for OnTerminal {
 /// the terminal as its stdin, stdout and stderr. `-vvv` puts its log in the transcript, so a
 /// failure shows what shim did.
 fn shim_on_terminal(mode: Mode, program: &[&str]) -> OnTerminal {
-    let mut cmd = match mode {
-        Mode::Pid1 => {
-            let mut c = Command::new("unshare");
-            // --kill-child: if unshare dies, the namespace goes with it.
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", shim_bin()]);
-            c
-        }
-        Mode::Subreaper => Command::new(shim_bin()),
-    };
+    let mut cmd = command(mode, shim_bin());
     cmd.arg("-vvv").args(program);
     OnTerminal::start(cmd)
 }
@@ -248,6 +235,14 @@ fn assert_program_in_foreground(mode: Mode, tty: &mut OnTerminal, shim: i32) -> 
     program
 }
 
+/// `probe tty` under shim on a new terminal, once it has reported the terminal is its group's.
+fn probe_in_foreground(mode: Mode, probe: &str) -> OnTerminal {
+    let mut tty = shim_on_terminal(mode, &[probe, "tty"]);
+    let shim = shim_pid(mode, &tty);
+    assert_program_in_foreground(mode, &mut tty, shim);
+    tty
+}
+
 /// Ctrl-D on an empty line: `probe tty` reads EOF, says "eof" and exits 0, and shim with it.
 fn end_with_eof(mode: Mode, tty: &mut OnTerminal) {
     tty.send(CTRL_D);
@@ -264,9 +259,7 @@ fn state(pid: i32) -> char {
 fn the_programs_group_gets_the_terminals_foreground() {
     let probe = probe();
     for mode in modes() {
-        let mut tty = shim_on_terminal(mode, &[&probe, "tty"]);
-        let shim = shim_pid(mode, &tty);
-        assert_program_in_foreground(mode, &mut tty, shim);
+        let mut tty = probe_in_foreground(mode, &probe);
         end_with_eof(mode, &mut tty);
     }
 }
@@ -275,9 +268,7 @@ fn the_programs_group_gets_the_terminals_foreground() {
 fn a_typed_line_reaches_the_program() {
     let probe = probe();
     for mode in modes() {
-        let mut tty = shim_on_terminal(mode, &[&probe, "tty"]);
-        let shim = shim_pid(mode, &tty);
-        assert_program_in_foreground(mode, &mut tty, shim);
+        let mut tty = probe_in_foreground(mode, &probe);
         tty.send(b"hello\n");
         tty.expect_line_ending("read hello");
         end_with_eof(mode, &mut tty);
@@ -288,9 +279,7 @@ fn a_typed_line_reaches_the_program() {
 fn ctrl_c_reaches_the_program_through_the_terminal_not_through_shim() {
     let probe = probe();
     for mode in modes() {
-        let mut tty = shim_on_terminal(mode, &[&probe, "tty"]);
-        let shim = shim_pid(mode, &tty);
-        assert_program_in_foreground(mode, &mut tty, shim);
+        let mut tty = probe_in_foreground(mode, &probe);
         tty.send(CTRL_C);
         // The terminal echoes "^C" without a newline, so the probe's line may follow it.
         tty.expect_line_ending("got INT");
@@ -299,10 +288,34 @@ fn ctrl_c_reaches_the_program_through_the_terminal_not_through_shim() {
         tty.expect_line_ending("read still here");
         end_with_eof(mode, &mut tty);
         let transcript = tty.whole_transcript();
-        // shim is outside the foreground group, so the driver never signalled it: at -vvv
-        // shim logs every signal it receives.
-        assert!(!transcript.contains("received SIGINT"), "{mode:?}: shim got the SIGINT: {transcript:?}");
+        // shim hears of the key (its key watch passes it on: -vvv logs that), but the driver
+        // sent it to the program's group, and shim neither sends it again nor begins a stop.
         assert_eq!(transcript.matches("got INT").count(), 1, "{mode:?}: {transcript:?}");
+        assert!(!transcript.contains("stopping"), "{mode:?}: a Ctrl-C began a stop: {transcript:?}");
+        assert!(!transcript.contains("forwarding SIGINT to"), "{mode:?}: shim sent SIGINT again: {transcript:?}");
+    }
+}
+
+#[test]
+fn ctrl_c_typed_during_a_stop_forces_it_at_once() {
+    // The program ignores SIGTERM; the grace is long. A Ctrl-C at the terminal during the stop
+    // goes to the program's group, not to shim: shim's key watch must pass it on for the stop
+    // to be forced, or shim waits out the whole grace.
+    let script = "trap 'echo got TERM' TERM; trap 'echo got INT' INT; echo ready; while :; do sleep 0.05; done";
+    for mode in modes() {
+        let mut tty = shim_on_terminal(mode, &["-g", "30s", "sh", "-c", script]);
+        let shim = shim_pid(mode, &tty);
+        tty.expect_line_ending("ready");
+        // SAFETY: kill takes two integers.
+        assert_eq!(unsafe { libc::kill(shim, libc::SIGTERM) }, 0);
+        tty.expect_line_ending("got TERM");
+        let typed = Instant::now();
+        tty.send(CTRL_C);
+        let code = tty.wait();
+        let took = typed.elapsed();
+        assert_eq!(code, 137, "{mode:?}: {:?}", tty.whole_transcript());
+        assert!(took < Duration::from_secs(5), "{mode:?}: the stop was not forced: {took:?}");
+        assert!(tty.whole_transcript().contains("stop forced"), "{mode:?}: {:?}", tty.whole_transcript());
     }
 }
 
@@ -328,17 +341,9 @@ const PROMPT: &str = "tty-test> ";
 
 #[test]
 fn ctrl_z_stops_the_program_then_shim_and_fg_resumes_both() {
-    let bash = match interactive_bash() {
-        Ok(bash) => bash,
-        Err(why) => {
-            eprintln!("skipping: {why}");
-            return;
-        }
-    };
+    let Some(mut tty) = bash_on_terminal() else { return };
     let probe = probe();
-    let mut tty = OnTerminal::start(bash);
     let shell = tty.pid();
-    tty.expect(PROMPT);
     tty.send(format!("{} -vvv {probe} tty\n", shim_bin()).as_bytes());
     let shim = wait_for(WAIT, || children(shell).first().copied()).expect("the shell never started shim");
     let program = assert_program_in_foreground(Mode::Subreaper, &mut tty, shim);
@@ -350,40 +355,10 @@ fn ctrl_z_stops_the_program_then_shim_and_fg_resumes_both() {
     // the terminal back and prompts.
     tty.expect("Stopped");
     tty.expect(PROMPT);
-    let both_stopped = wait_for(WAIT, || (state(program) == 'T' && state(shim) == 'T').then_some(()));
-    assert!(
-        both_stopped.is_some(),
-        "program {program} is {}, shim {shim} is {}; terminal: {:?}",
-        state(program),
-        state(shim),
-        tty.transcript
-    );
+    wait_for_both(&tty, program, shim, "after Ctrl-Z", stopped);
     assert_eq!(tty.foreground(), shell, "the shell did not get the terminal back");
 
-    // fg: the shell gives shim's group the terminal and continues it; shim hands the terminal
-    // on to the program's group and continues that.
-    tty.send(b"fg\n");
-    let running = |pid| matches!(state(pid), 'R' | 'S');
-    let both_running = wait_for(WAIT, || (running(program) && running(shim)).then_some(()));
-    assert!(
-        both_running.is_some(),
-        "program {program} is {}, shim {shim} is {}; terminal: {:?}",
-        state(program),
-        state(shim),
-        tty.transcript
-    );
-    tty.send(b"again\n");
-    tty.expect_line_ending("read again");
-    assert_eq!(tty.foreground(), program, "after fg the program's group is not in the foreground");
-
-    tty.send(CTRL_D);
-    tty.expect_line_ending("eof");
-    tty.expect(PROMPT);
-    tty.send(b"echo status=$?\n");
-    tty.expect("status=0");
-    tty.expect(PROMPT);
-    tty.send(b"exit\n");
-    assert_eq!(tty.wait(), 0, "the shell's exit code; terminal: {:?}", tty.whole_transcript());
+    fg_then_read_then_exit(&mut tty, program, shim);
 }
 
 /// An interactive bash on a new terminal, at its first prompt; `None`, with the reason

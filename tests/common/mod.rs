@@ -2,6 +2,10 @@
 //! namespace, through `unshare`) or as a subreaper that is not PID 1; read what the program
 //! prints line by line with a deadline (handshakes, not sleeps); send real signals; look at
 //! real process state in /proc; and kill by pid whatever a test leaves behind.
+//!
+//! Where this machine cannot run shim as PID 1 (not root, no `unshare`), the PID-1 half of
+//! each test prints why and is skipped; with `SHIM_TEST_REQUIRE_PID1=1` (CI sets it) that is a
+//! failure instead, so a suite that tested less cannot pass.
 #![allow(dead_code)]
 // Signals by number (real-time ones included) need libc::kill; each use is a plain syscall.
 #![allow(unsafe_code)]
@@ -9,11 +13,15 @@
 pub mod docker;
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use shim::proctree::{self, Entry};
 
 /// The shim under test: this build's, or another binary named by SHIM_UNDER_TEST (CI points it
 /// at the static release build, so the binary that ships is the one tested).
@@ -59,32 +67,61 @@ pub enum Mode {
 pub const BOTH: [Mode; 2] = [Mode::Pid1, Mode::Subreaper];
 
 /// Whether this machine lets the tests make PID namespaces (root and unshare). When it does
-/// not, a test in PID 1 mode prints why and returns: it cannot say anything here.
+/// not, a test in PID 1 mode prints why and returns (or fails: see [`unavailable`]).
 pub fn namespaces_available() -> bool {
-    static OK: OnceLock<Result<(), String>> = OnceLock::new();
-    let ok = OK.get_or_init(|| {
-        // SAFETY: geteuid only reads.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err("not root".into());
+    static WHY_NOT: OnceLock<Option<String>> = OnceLock::new();
+    let why_not = WHY_NOT.get_or_init(|| {
+        if !is_root() {
+            return Some("not root".into());
         }
         match Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).status() {
-            Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err(format!("unshare --pid failed: {s}")),
-            Err(e) => Err(format!("no unshare: {e}")),
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(format!("unshare --pid failed: {s}")),
+            Err(e) => Some(format!("no unshare: {e}")),
         }
     });
-    match ok {
-        Ok(()) => true,
-        Err(why) => {
-            eprintln!("skipping: PID namespaces unavailable ({why})");
-            false
-        }
+    why_not.as_ref().is_none_or(|why| unavailable("PID namespaces", why))
+}
+
+/// Whether the tests run as root, which a test that switches to another user needs; the
+/// PID-1 tests need it too, so its absence is treated alike.
+pub fn root_available() -> bool {
+    is_root() || unavailable("root", "not root")
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid only reads.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// What a test does when this machine cannot run its PID-1 part: print why and skip it
+/// (false), or, under `SHIM_TEST_REQUIRE_PID1` (any value but empty or `0`), fail.
+fn unavailable(what: &str, why: &str) -> bool {
+    let required = std::env::var("SHIM_TEST_REQUIRE_PID1").is_ok_and(|v| !v.is_empty() && v != "0");
+    if required {
+        panic!("{what} unavailable ({why}), and SHIM_TEST_REQUIRE_PID1 is set: the PID-1 tests must run");
     }
+    eprintln!("skipping: {what} unavailable ({why})");
+    false
 }
 
 /// Modes this machine can run, with a printed reason for any it cannot.
 pub fn modes() -> Vec<Mode> {
     BOTH.into_iter().filter(|m| *m == Mode::Subreaper || namespaces_available()).collect()
+}
+
+/// The command that runs `program` in `mode`: as PID 1 of a new PID and mount namespace
+/// (through unshare), or as itself.
+pub fn command(mode: Mode, program: &str) -> Command {
+    match mode {
+        Mode::Pid1 => {
+            let mut c = Command::new("unshare");
+            // --kill-child: if unshare dies, the namespace goes with it.
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", program]);
+            c
+        }
+        Mode::Subreaper => Command::new(program),
+    }
 }
 
 /// A running shim.
@@ -94,8 +131,7 @@ pub struct Shim {
     outer: Child,
     /// shim's pid as this test sees it.
     pub pid: i32,
-    lines: Receiver<String>,
-    seen: Vec<String>,
+    out: Lines,
     stderr: Arc<Mutex<String>>,
     stderr_closed: Receiver<()>,
     pub started: Instant,
@@ -108,11 +144,23 @@ pub const ALL_BLOCKED: &str = "fffffffffffbfeff";
 pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     pub stdin: Stdio,
+    pub stderr: Stderr,
+}
+
+/// Where shim's stderr goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stderr {
+    /// To the test, which keeps all of it ([`Shim::stderr`]).
+    Captured,
+    /// Nowhere: descriptor 2 is closed.
+    Closed,
+    /// Into a pipe nobody can read: every write fails with EPIPE.
+    BrokenPipe,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { env: &[], stdin: Stdio::null() }
+        Options { env: &[], stdin: Stdio::null(), stderr: Stderr::Captured }
     }
 }
 
@@ -121,46 +169,49 @@ impl Shim {
         Shim::start_with(mode, args, Options::default())
     }
 
+    /// Start shim with `opts` and `env`, then `--` and `program`.
+    pub fn start_program(mode: Mode, opts: &[&str], env: &[(&str, &str)], program: &[&str]) -> Shim {
+        let args: Vec<&str> = opts.iter().copied().chain(["--"]).chain(program.iter().copied()).collect();
+        Shim::start_with(mode, &args, Options { env, ..Options::default() })
+    }
+
     pub fn start_with(mode: Mode, args: &[&str], opts: Options) -> Shim {
-        let mut cmd = match mode {
-            Mode::Pid1 => {
-                let mut c = Command::new("unshare");
-                // --kill-child: if unshare dies, the namespace goes with it.
-                c.args(["--pid", "--fork", "--mount-proc", "--kill-child", shim_bin()]);
+        let mut cmd = match opts.stderr {
+            // sh closes descriptor 2 and execs shim in its own place: same pid, same parent.
+            Stderr::Closed => {
+                let mut c = command(mode, "sh");
+                c.args(["-c", "exec \"$@\" 2>&-", "sh", shim_bin()]);
                 c
             }
-            Mode::Subreaper => Command::new(shim_bin()),
+            Stderr::Captured | Stderr::BrokenPipe => command(mode, shim_bin()),
         };
-        cmd.args(args).stdin(opts.stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args).stdin(opts.stdin).stdout(Stdio::piped());
+        cmd.stderr(match opts.stderr {
+            Stderr::Captured => Stdio::piped(),
+            Stderr::Closed => Stdio::null(),
+            Stderr::BrokenPipe => Stdio::from(broken_pipe()),
+        });
         for (k, v) in opts.env {
             cmd.env(k, v);
         }
         let started = Instant::now();
         let mut outer = cmd.spawn().expect("start shim");
-        let (tx, lines) = mpsc::channel();
-        let out = outer.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let out = Lines::of(outer.stdout.take().unwrap());
         let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = outer.stderr.take().unwrap();
-        let sink = stderr.clone();
         let (closed_tx, stderr_closed) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
+        if let Some(mut err) = outer.stderr.take() {
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = err.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-            let _ = closed_tx.send(());
-        });
+                let _ = closed_tx.send(());
+            });
+        }
         let pid = match mode {
             // A program that exits at once may take shim and unshare with it before we look:
             // then there is no pid to find, and 0 stands for "gone".
@@ -183,7 +234,7 @@ impl Shim {
         })
         .is_some();
         // Built before the check so that a failing check still cleans up (Drop).
-        let shim = Shim { mode, outer, pid, lines, seen: Vec::new(), stderr, stderr_closed, started, exit: None };
+        let shim = Shim { mode, outer, pid, out, stderr, stderr_closed, started, exit: None };
         if !ready {
             panic!("shim {pid} never blocked its signals");
         }
@@ -192,47 +243,19 @@ impl Shim {
 
     /// Wait for a line of the program's output that contains `want`; return it.
     pub fn expect(&mut self, want: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(want) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    let tail = &self.seen[self.seen.len().saturating_sub(20)..];
-                    panic!(
-                        "no line with {want:?} within {within:?}; {} lines so far, the last: {tail:?}; stderr: {}",
-                        self.seen.len(),
-                        self.stderr()
-                    )
-                }
-            }
-        }
+        self.out.try_expect(want, within).unwrap_or_else(|e| panic!("{e}; stderr: {}", self.stderr()))
     }
 
     /// Wait until a line containing each of `wants` has been seen, in any order.
     pub fn expect_all(&mut self, wants: &[&str], within: Duration) {
-        let deadline = Instant::now() + within;
-        let mut missing: Vec<&str> =
-            wants.iter().copied().filter(|w| !self.seen.iter().any(|l| l.contains(w))).collect();
-        while !missing.is_empty() {
-            let line =
-                self.expect("", deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
-            missing.retain(|w| !line.contains(w));
+        if let Err(e) = self.out.try_expect_all(wants, within) {
+            panic!("{e}; stderr: {}", self.stderr())
         }
     }
 
     /// Every line printed so far and until the output closes (after exit).
     pub fn rest_of_output(&mut self, within: Duration) -> Vec<String> {
-        let deadline = Instant::now() + within;
-        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            self.seen.push(line);
-        }
-        self.seen.clone()
+        self.out.rest(within)
     }
 
     pub fn stderr(&self) -> String {
@@ -241,16 +264,14 @@ impl Shim {
 
     /// Wait until shim's stderr contains `want` (a log line with `-v`: shim's own handshake).
     pub fn expect_stderr(&self, want: &str, within: Duration) {
-        if wait_for(within, || self.stderr().contains(want).then_some(())).is_none() {
-            panic!("stderr never said {want:?} within {within:?}: {}", self.stderr());
-        }
+        self.expect_stderr_times(want, 1, within);
     }
 
     /// Wait until shim's stderr holds `want` at least `times` times (shim's `-v` lines as a
     /// handshake: each stop signal it has taken in is one line).
     pub fn expect_stderr_times(&self, want: &str, times: usize, within: Duration) {
         if wait_for(within, || (self.stderr().matches(want).count() >= times).then_some(())).is_none() {
-            panic!("stderr never said {want:?} {times} times within {within:?}: {}", self.stderr());
+            panic!("stderr never said {want:?} {times} time(s) within {within:?}: {}", self.stderr());
         }
     }
 
@@ -270,21 +291,9 @@ impl Shim {
 
     /// Wait for shim to exit; its code and when it exited. Panics after `within`.
     pub fn wait(&mut self, within: Duration) -> (i32, Instant) {
-        if let Some(e) = self.exit {
-            return e;
-        }
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.outer.try_wait().expect("wait") {
-                use std::os::unix::process::ExitStatusExt;
-                let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-                self.exit = Some((code, Instant::now()));
-                return self.exit.unwrap();
-            }
-            if Instant::now() > deadline {
-                panic!("shim did not exit within {within:?}; stderr: {}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        match wait_for(within, || self.wait_nohang()) {
+            Some(exit) => exit,
+            None => panic!("shim did not exit within {within:?}; stderr: {}", self.stderr()),
         }
     }
 
@@ -292,9 +301,7 @@ impl Shim {
     pub fn wait_nohang(&mut self) -> Option<(i32, Instant)> {
         if self.exit.is_none() {
             if let Some(status) = self.outer.try_wait().expect("wait") {
-                use std::os::unix::process::ExitStatusExt;
-                let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-                self.exit = Some((code, Instant::now()));
+                self.exit = Some((exit_code(status), Instant::now()));
             }
         }
         self.exit
@@ -313,14 +320,94 @@ impl Drop for Shim {
         }
         // Kill by pid: the whole tree below shim first (as subreaper it may own processes in
         // other groups), then shim, then the outer process.
-        for pid in descendants(self.pid).into_iter().rev() {
-            // SAFETY: kill takes two integers.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        // SAFETY: as above.
+        kill_descendants(self.pid);
+        // SAFETY: kill takes two integers.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
         let _ = self.outer.kill();
         let _ = self.outer.wait();
+    }
+}
+
+/// A process's exit code as a shell shows it: 128+N for death by signal N.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// The lines a process writes to a pipe, read on a thread of their own, so a test waits for
+/// each with a deadline.
+pub struct Lines {
+    rx: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn of(source: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(source).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx, seen: Vec::new() }
+    }
+
+    /// Wait for a new line that contains `want`; return it, or say what came instead.
+    pub fn try_expect(&mut self, want: &str, within: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(want) {
+                        return Ok(line);
+                    }
+                }
+                Err(_) => {
+                    let tail = &self.seen[self.seen.len().saturating_sub(20)..];
+                    return Err(format!(
+                        "no line with {want:?} within {within:?}; {} lines so far, the last: {tail:?}",
+                        self.seen.len()
+                    ));
+                }
+            }
+        }
+    }
+
+    pub fn expect(&mut self, want: &str, within: Duration) -> String {
+        self.try_expect(want, within).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Wait until a line containing each of `wants` has been seen, in any order, counting
+    /// those seen already.
+    pub fn try_expect_all(&mut self, wants: &[&str], within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let mut missing: Vec<&str> =
+            wants.iter().copied().filter(|w| !self.seen.iter().any(|l| l.contains(w))).collect();
+        while !missing.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let line = self.try_expect("", left)?;
+            missing.retain(|w| !line.contains(w));
+        }
+        Ok(())
+    }
+
+    pub fn expect_all(&mut self, wants: &[&str], within: Duration) {
+        self.try_expect_all(wants, within).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every line seen so far and until the source closes (or `within` passed).
+    pub fn rest(&mut self, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        while let Ok(line) = self.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
+    pub fn seen(&self) -> &[String] {
+        &self.seen
     }
 }
 
@@ -348,6 +435,28 @@ impl Drop for Deadline {
     }
 }
 
+/// Run `cmd` to completion, stdin from /dev/null, stdout and stderr captured; SIGKILLed if it
+/// takes longer than `within`.
+pub fn output_within(cmd: &mut Command, within: Duration) -> Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start");
+    let _deadline = Deadline::new(child.id(), within);
+    child.wait_with_output().expect("wait")
+}
+
+/// The write end of a pipe whose read end is closed everywhere, so that every write to it
+/// fails with EPIPE. A child another test forks meanwhile may hold the read end until its
+/// exec (close-on-exec), so write until EPIPE says no reader is left: none can come back.
+pub fn broken_pipe() -> OwnedFd {
+    use nix::errno::Errno;
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("create a pipe");
+    drop(read);
+    let broken = wait_for(Duration::from_secs(5), || {
+        matches!(nix::unistd::write(&write, b"x"), Err(Errno::EPIPE)).then_some(())
+    });
+    broken.expect("the pipe's read end stayed open elsewhere");
+    write
+}
+
 /// Poll `f` every millisecond until it gives a value or `within` passes. For state only /proc
 /// can show (a pid appearing, a zombie going): there is nothing to hand-shake with.
 pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
@@ -371,9 +480,11 @@ pub fn signals_blocked(pid: i32) -> bool {
 }
 
 /// Whether shim sleeps in its event loop (rt_sigtimedwait): past its start-up, idle.
+/// /proc/PID/syscall starts with the number of the call it sleeps in, which differs between
+/// architectures (x86_64: 128, aarch64: 137).
 pub fn in_event_loop(pid: i32) -> bool {
-    const RT_SIGTIMEDWAIT: &str = "128 ";
-    std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with(RT_SIGTIMEDWAIT))
+    let waiting = format!("{} ", libc::SYS_rt_sigtimedwait);
+    std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with(&waiting))
 }
 
 /// A field of /proc/PID/status, trimmed.
@@ -382,7 +493,7 @@ pub fn status_field(pid: i32, field: &str) -> Option<String> {
     text.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':').map(|v| v.trim().to_string()))
 }
 
-/// Direct children of `pid`.
+/// Direct children of `pid`, zombies included.
 pub fn children(pid: i32) -> Vec<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
@@ -391,46 +502,55 @@ pub fn children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
-/// (pid, ppid, state) of every process.
-pub fn processes() -> Vec<(i32, i32, char)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(close) = stat.rfind(')') else { continue };
-        let mut rest = stat[close + 1..].split_whitespace();
-        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid = rest.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        out.push((pid, ppid, state));
-    }
-    out
+/// `pid`'s line of /proc/PID/stat, as shim reads it; `None` once it is reaped.
+fn entry(pid: i32) -> Option<Entry> {
+    proctree::parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// Every descendant of `root`, parents before children.
+/// Every process, as shim sees them when it looks for its descendants.
+pub fn processes() -> Vec<Entry> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter_map(entry)
+        .collect()
+}
+
+/// Every live descendant of `root`, parents before children.
 pub fn descendants(root: i32) -> Vec<i32> {
-    let all = processes();
-    let mut found = vec![root];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(all.iter().filter(|p| p.1 == parent).map(|p| p.0));
-        i += 1;
+    proctree::descendants(root, &processes()).iter().map(|e| e.pid).collect()
+}
+
+/// SIGKILL every descendant of `root`, the deepest first, so that none is left to be
+/// re-parented; SIGKILL ends stopped ones too.
+pub fn kill_descendants(root: i32) {
+    for pid in descendants(root).into_iter().rev() {
+        // SAFETY: kill takes two integers.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
-    found.remove(0);
-    found
 }
 
 /// Zombie children of `pid`.
 pub fn zombies_of(pid: i32) -> usize {
-    processes().iter().filter(|p| p.1 == pid && p.2 == 'Z').count()
+    processes().iter().filter(|p| p.ppid == pid && p.gone).count()
 }
 
+/// `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
-    processes().iter().any(|p| p.0 == pid && p.2 != 'Z')
+    entry(pid).is_some_and(|e| !e.gone)
 }
 
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
+}
+
+/// The same settings given as command-line options, or as SHIM_* variables.
+pub type Way<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>);
+
+/// Both ways to give the same settings: a test runs each.
+pub fn both_ways<'a>(args: &[&'a str], env: &[(&'a str, &'a str)]) -> [Way<'a>; 2] {
+    [(args.to_vec(), vec![]), (vec![], env.to_vec())]
 }
 
 /// Run shim to completion (30 s at most) and return its exit code, stdout and stderr.
