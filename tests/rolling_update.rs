@@ -594,14 +594,15 @@ fn rolling_update_behind_haproxy() {
         }
     }
 
-    let haproxy = Command::new("haproxy").arg("-v").output().unwrap();
-    let haproxy = String::from_utf8_lossy(&haproxy.stdout);
+    // "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://..." reads "HAProxy 2.6.12".
+    let version = Command::new("haproxy").arg("-v").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    let version = version.split_whitespace().nth(2).and_then(|v| v.split('-').next()).unwrap_or("?");
     let mut table = format!(
-        "{RATE} requests/s through {} (`inter 500ms fall 2 rise 2`), 80 % `GET /`, 10 % 1-3 s `GET`, \
+        "{RATE} requests/s through HAProxy {version} (`inter 500ms fall 2 rise 2`), 80 % `GET /`, 10 % 1-3 s `GET`, \
          10 % `POST`, keep-alive; 2 old replicas, 2 new, `docker stop -t {STOP_TIMEOUT}` of the old ones at once.\n\n\
          | variant | requests | failed | failed by kind | old replicas out of HAProxy after | \
          longest `docker stop -t {STOP_TIMEOUT}` | exit codes |\n|---|---|---|---|---|---|---|\n",
-        haproxy.split(" - ").next().unwrap_or("HAProxy").replace(" version", "")
     );
     for (variant, run) in &runs {
         table += &row(variant.label, run);
