@@ -125,7 +125,7 @@ fn in_flight_text(o: &Outcome) -> String {
 
 #[test]
 fn docker_end_to_end() {
-    if let Some(why) = unavailable() {
+    if let Some(why) = docker_unavailable() {
         eprintln!("skipping the Docker suite: {why}");
         return;
     }

@@ -554,7 +554,7 @@ fn compose_branch_parses() -> Result<(), String> {
 }
 
 fn unavailable_here() -> Option<String> {
-    if let Some(why) = unavailable() {
+    if let Some(why) = docker_unavailable() {
         return Some(why);
     }
     if Command::new("haproxy").arg("-v").output().is_err() {

@@ -24,7 +24,7 @@ pub fn docker(args: &[&str]) -> Result<String, String> {
 }
 
 /// Why a Docker suite cannot run here, if it cannot.
-pub fn unavailable() -> Option<String> {
+pub fn docker_unavailable() -> Option<String> {
     if docker(&["info", "--format", "{{.ServerVersion}}"]).is_err() {
         return Some("no Docker engine reachable (start dockerd; .ci/run does)".into());
     }

@@ -94,9 +94,10 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// What a test does when this machine cannot run its PID-1 part: print why and skip it
-/// (false), or, under `SHIM_TEST_REQUIRE_PID1` (any value but empty or `0`), fail.
-fn unavailable(what: &str, why: &str) -> bool {
+/// What a test does when this machine cannot run its PID-1 part (or a kernel feature such a
+/// test needs): print why and skip it (false), or, under `SHIM_TEST_REQUIRE_PID1` (any value
+/// but empty or `0`), fail.
+pub fn unavailable(what: &str, why: &str) -> bool {
     let required = std::env::var("SHIM_TEST_REQUIRE_PID1").is_ok_and(|v| !v.is_empty() && v != "0");
     if required {
         panic!("{what} unavailable ({why}), and SHIM_TEST_REQUIRE_PID1 is set: the PID-1 tests must run");

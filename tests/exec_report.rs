@@ -1,0 +1,108 @@
+//! How shim learns that its program could not be started when the child's report of the
+//! failed exec is disturbed: a signal while the child writes it, or the report cut short.
+//! Both windows lie between two instructions of the child, so no timing from outside hits
+//! them; testkit's `syscall-gate` holds that one write(2) in the kernel (seccomp user
+//! notification) and applies the fault while the child waits, every run alike.
+
+mod common;
+use common::*;
+use std::process::Command;
+use std::time::Duration;
+
+const MISSING: &str = "/no/such/program";
+
+/// Whether the kernel offers seccomp user notification, which the gate needs. If not, the
+/// test prints why and returns, or fails where the PID-1 tests are required (CI).
+fn gate_available() -> bool {
+    const WHAT: &str = "seccomp user notification";
+    match std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail") {
+        Ok(actions) if actions.split_whitespace().any(|a| a == "user_notif") => true,
+        Ok(actions) => unavailable(WHAT, &format!("the kernel offers only: {}", actions.trim())),
+        Err(e) => unavailable(WHAT, &format!("/proc/sys/kernel/seccomp/actions_avail: {e}")),
+    }
+}
+
+/// `shim PROGRAM...` run through the gate in `fault` mode, as PID 1 of its own namespace or
+/// not: exit code, stdout and stderr.
+fn through_gate(mode: Mode, fault: &str, program: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(testkit_bin("syscall-gate"));
+    if mode == Mode::Pid1 {
+        cmd.arg("--pid1");
+    }
+    cmd.args([fault, "--", shim_bin()]).args(program);
+    // The gate kills what still runs after 20 s (exit 124); this is the last resort.
+    let out = output_within(&mut cmd, Duration::from_secs(30));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (exit_code(out.status), text(&out.stdout), text(&out.stderr))
+}
+
+fn assert_one_line(mode: Mode, stderr: &str, prefix: &str) {
+    assert!(
+        stderr.lines().count() == 1 && stderr.starts_with(prefix),
+        "{mode:?}: stderr should be one line starting {prefix:?}, but is {stderr:?}"
+    );
+}
+
+/// The control: through the gate with every write let through, a missing program is 127
+/// and one line, as without it.
+#[test]
+fn the_open_gate_changes_nothing_for_a_missing_program() {
+    if !gate_available() {
+        return;
+    }
+    for mode in modes() {
+        let (code, out, err) = through_gate(mode, "pass", &[MISSING]);
+        assert_eq!(code, 127, "{mode:?}: {err}");
+        assert_eq!(out, "", "{mode:?}");
+        assert_one_line(mode, &err, &format!("shim: failed to run '{MISSING}':"));
+    }
+}
+
+/// The control for a program that runs: its own writes go through the gate (echo's output
+/// arrives), so the gate itself disturbs nothing.
+#[test]
+fn the_open_gate_lets_a_running_program_write() {
+    if !gate_available() {
+        return;
+    }
+    for mode in modes() {
+        let (code, out, err) = through_gate(mode, "pass", &["sh", "-c", "echo hi"]);
+        assert_eq!((code, out.as_str(), err.as_str()), (0, "hi\n", ""), "{mode:?}");
+    }
+}
+
+/// A stop signal (`docker stop`'s SIGTERM) that reaches the child after its failed execve,
+/// while it writes its report, must not kill it: the child blocks every signal again before
+/// it reports, the signal stays pending, and the report arrives. A child that reports with
+/// an empty signal mask dies of the SIGTERM instead; shim then sees EOF, takes it for a
+/// successful exec, reaps a child killed by SIGTERM and exits 143 with no line, and this
+/// test fails.
+#[test]
+fn a_signal_while_the_child_reports_still_gives_127_and_the_reason() {
+    if !gate_available() {
+        return;
+    }
+    for mode in modes() {
+        let (code, out, err) = through_gate(mode, "signal-during-report", &[MISSING]);
+        assert_eq!(code, 127, "{mode:?}: {err}");
+        assert_eq!(out, "", "{mode:?}");
+        assert_one_line(mode, &err, &format!("shim: failed to run '{MISSING}':"));
+    }
+}
+
+/// A report cut short (its first 2 bytes, then the child is SIGKILLed) is a failure to start:
+/// 125 and one line, never "exec succeeded". A shim that takes a short read for success
+/// reaps the killed child as if it were the program and exits 137 with no line, and this
+/// test fails.
+#[test]
+fn a_cut_report_is_125_and_says_the_start_failed() {
+    if !gate_available() {
+        return;
+    }
+    for mode in modes() {
+        let (code, out, err) = through_gate(mode, "cut-report", &[MISSING]);
+        assert_eq!(code, 125, "{mode:?}: {err}");
+        assert_eq!(out, "", "{mode:?}");
+        assert_one_line(mode, &err, &format!("shim: failed to start '{MISSING}':"));
+    }
+}
