@@ -10,6 +10,8 @@
 //!   value applies); `--help` and the environment follow from it;
 //! - a new decision (when to send what, when to exit): [`machine`], with its unit tests there
 //!   and a property in tests/properties.rs if it is an invariant;
+//! - a peer's command line (shim called as tini or dumb-init): `persona`, which turns it into
+//!   shim's own;
 //! - a new syscall: `sys`, as a safe function that reports what the kernel said;
 //! - new wiring between the two (a new event or action): `supervisor`;
 //! - a new promise: docs/contract.md first, then a test in tests/ with the real binary.
@@ -22,6 +24,7 @@ pub mod exit;
 pub mod fuzzing;
 pub mod log;
 pub mod machine;
+pub mod persona;
 pub mod proctree;
 pub mod signals;
 mod supervisor;

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use shim::config::{self, Command};
-use shim::{exit, log, warn};
+use shim::{exit, log, persona, warn};
 
 /// Runs from `.init_array`, before Rust's runtime initialisation and `main`: the kernel drops
 /// a signal with no handler sent to PID 1, so the sooner signals are blocked (and so queued),
@@ -22,7 +22,9 @@ fn main() {
     // First thing, and again after the loader-time call: this one can report a failure.
     let blocked = shim::block_signals();
 
-    let command = config::parse(std::env::args_os(), |name| std::env::var_os(name));
+    let args =
+        persona::translate(std::env::args_os(), |name| std::env::var_os(name)).unwrap_or_else(|done| done.exit());
+    let command = config::parse(args, |name| std::env::var_os(name));
     let config = match command {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help) => print_and_exit(&config::help()),

@@ -146,6 +146,8 @@ pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     pub stdin: Stdio,
     pub stderr: Stderr,
+    /// The binary to start instead of [`shim_bin`]: shim installed under another name.
+    pub bin: Option<&'a str>,
 }
 
 /// Where shim's stderr goes.
@@ -161,7 +163,7 @@ pub enum Stderr {
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { env: &[], stdin: Stdio::null(), stderr: Stderr::Captured }
+        Options { env: &[], stdin: Stdio::null(), stderr: Stderr::Captured, bin: None }
     }
 }
 
@@ -177,14 +179,15 @@ impl Shim {
     }
 
     pub fn start_with(mode: Mode, args: &[&str], opts: Options) -> Shim {
+        let bin = opts.bin.unwrap_or(shim_bin());
         let mut cmd = match opts.stderr {
             // sh closes descriptor 2 and execs shim in its own place: same pid, same parent.
             Stderr::Closed => {
                 let mut c = command(mode, "sh");
-                c.args(["-c", "exec \"$@\" 2>&-", "sh", shim_bin()]);
+                c.args(["-c", "exec \"$@\" 2>&-", "sh", bin]);
                 c
             }
-            Stderr::Captured | Stderr::BrokenPipe => command(mode, shim_bin()),
+            Stderr::Captured | Stderr::BrokenPipe => command(mode, bin),
         };
         cmd.args(args).stdin(opts.stdin).stdout(Stdio::piped());
         cmd.stderr(match opts.stderr {

@@ -14,7 +14,7 @@ use super::{Bench, Known, Running, BUSY_NOTE, SETTLE_TIMEOUT};
 use crate::error::{Context, Result};
 use crate::procfs;
 use crate::stats;
-use crate::sys::{self, Namespace};
+use crate::sys::Namespace;
 
 /// Start init `i` and check it forwards SIGUSR1; `Ok((running, settled))`, or why not.
 fn start_probed(b: &Bench, i: usize) -> Result<std::result::Result<(Running, bool), String>> {
@@ -79,7 +79,7 @@ fn stop_all(group: Vec<(usize, Running)>) -> Result<()> {
 pub fn run(b: &Bench) -> Result<(Value, Known)> {
     let count = if b.quick { 500 } else { 5000 };
     let warmup = if b.quick { 50 } else { 200 };
-    sys::pin_self(b.tree_cpu).context(|| format!("pin the harness to CPU {}", b.tree_cpu))?;
+    b.pin_harness(b.tree_cpu)?;
     let n = b.inits.len();
     let mut problem: Vec<Option<String>> = vec![None; n];
     let mut busy = vec![false; n];
@@ -107,14 +107,11 @@ pub fn run(b: &Bench) -> Result<(Value, Known)> {
             Err(why) => problem[i] = Some(why),
         }
     }
+    let alone = format!("{BUSY_NOTE}; measured alone, as it would take the CPU from the others");
     let results: Vec<Value> = (0..n)
         .map(|i| {
-            json!({
-                "init": b.inits[i].name,
-                "us": stats::json(&samples[i]),
-                "problem": problem[i],
-                "note": busy[i].then(|| format!("{BUSY_NOTE}; measured alone, as it would take the CPU from the others")),
-            })
+            let fields = json!({ "us": stats::json(&samples[i]) });
+            b.result(i, fields, problem[i].as_deref(), busy[i].then_some(alone.as_str()))
         })
         .collect();
     let figure = json!({

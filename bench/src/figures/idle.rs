@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::{Bench, Known, Running, BUSY_NOTE};
 use crate::error::{Context, Result};
 use crate::procfs::{self, Cpu, Status};
-use crate::sys::{self, Namespace};
+use crate::sys::Namespace;
 
 /// Time for each init to finish starting up after its child is ready (set-up after exec,
 /// closing fds, its first wait). The start-up figure times that; this one is about after.
@@ -24,17 +24,12 @@ struct Sample {
 }
 
 fn sample(r: &Running) -> Result<Sample> {
-    let pid = r.pid();
-    Ok(Sample {
-        at: Instant::now(),
-        status: procfs::status(pid).context(|| format!("read {}'s status", r.name))?,
-        cpu: procfs::cpu(pid).context(|| format!("read {}'s CPU time", r.name))?,
-    })
+    Ok(Sample { at: Instant::now(), status: r.status()?, cpu: r.cpu()? })
 }
 
 pub fn run(b: &Bench, known: &Known) -> Result<Value> {
     let secs: f64 = if b.quick { 1.0 } else { 5.0 };
-    sys::pin_self(b.harness_cpu).context(|| format!("pin the harness to CPU {}", b.harness_cpu))?;
+    b.pin_harness(b.harness_cpu)?;
     let indices = b.init_indices();
     let mut running = Vec::new();
     let mut problems: Vec<(usize, String)> = Vec::new();
@@ -72,8 +67,7 @@ pub fn run(b: &Bench, known: &Known) -> Result<Value> {
         let voluntary = z.status.voluntary - a.status.voluntary;
         let nonvoluntary = z.status.nonvoluntary - a.status.nonvoluntary;
         let used = z.cpu.since(a.cpu);
-        results.push(json!({
-            "init": b.inits[*i].name,
+        let fields = json!({
             "context_switches": voluntary + nonvoluntary,
             "voluntary": voluntary,
             "nonvoluntary": nonvoluntary,
@@ -84,12 +78,11 @@ pub fn run(b: &Bench, known: &Known) -> Result<Value> {
             "rss_anon_kib": z.status.rss_anon_kib,
             "rss_file_kib": z.status.rss_file_kib,
             "hwm_kib": z.status.hwm_kib,
-            "problem": null,
-            "note": known.busy[*i].then_some(BUSY_NOTE),
-        }));
+        });
+        results.push(b.result(*i, fields, None, known.busy[*i].then_some(BUSY_NOTE)));
     }
     for (i, problem) in problems {
-        results.push(json!({ "init": b.inits[i].name, "problem": problem }));
+        results.push(b.result(i, json!({}), Some(&problem), None));
     }
     Ok(json!({
         "child": format!("sleep {secs} (bench-child idle {secs})"),

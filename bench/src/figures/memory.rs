@@ -3,10 +3,7 @@
 
 use serde_json::{json, Value};
 
-/// The entry for `init` in a figure's results, if that figure has one.
-fn entry<'a>(figure: &'a Value, init: &str) -> Option<&'a Value> {
-    figure["results"].as_array()?.iter().find(|r| r["init"] == init)
-}
+use crate::report::entry;
 
 fn kib(v: Option<&Value>, key: &str) -> Value {
     v.and_then(|v| v[key].as_u64()).filter(|&k| k > 0).map_or(Value::Null, Value::from)
@@ -19,7 +16,7 @@ pub fn compose(inits: &[Value], idle: &Value, storm: &Value, reap: &Value) -> Va
         .filter(|init| init["floor"] != true)
         .map(|init| {
             let name = init["name"].as_str().unwrap_or_default();
-            let (i, s, r) = (entry(idle, name), entry(storm, name), entry(reap, name));
+            let [i, s, r] = [idle, storm, reap].map(|figure| entry(&figure["results"], name));
             json!({
                 "init": name,
                 "rss_kib_idle": kib(i, "rss_kib"),

@@ -20,8 +20,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde_json::{json, Value};
+
 use crate::error::{Context, Error, Result};
 use crate::inits::Init;
+use crate::procfs::{self, Cpu, Status};
+use crate::stats;
 use crate::sys::{self, Exit, Namespace, Proc, Program, Stdio};
 
 /// What figure 2 learnt about each init (by index) that the later figures need.
@@ -120,6 +124,79 @@ impl Bench {
     pub fn all_indices(&self) -> Vec<usize> {
         (0..self.inits.len()).collect()
     }
+
+    pub fn pin_harness(&self, cpu: usize) -> Result<()> {
+        sys::pin_self(cpu).context(|| format!("pin the harness to CPU {cpu}"))
+    }
+
+    /// Init `i`'s entry in a figure's results: its name, the figure's `fields`, why it has no
+    /// numbers (if so), and what to bear in mind about them (if anything).
+    pub fn result(&self, i: usize, mut fields: Value, problem: Option<&str>, note: Option<&str>) -> Value {
+        fields["init"] = self.inits[i].name.clone().into();
+        fields["problem"] = problem.into();
+        fields["note"] = note.into();
+        fields
+    }
+}
+
+/// Run `once(round, i)` for every init `i` of `members`, `rounds` times, interleaved. An init
+/// whose run fails is recorded in `problems` with the reason and left out of later rounds, as
+/// is one that has a problem already.
+pub fn interleave(
+    rounds: usize,
+    members: &[usize],
+    problems: &mut [Option<String>],
+    mut once: impl FnMut(usize, usize) -> Result<()>,
+) {
+    for round in 0..rounds {
+        let active: Vec<usize> = members.iter().copied().filter(|&i| problems[i].is_none()).collect();
+        for i in Bench::rotated(round, &active) {
+            if let Err(e) = once(round, i) {
+                problems[i] = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// One init's samples over a figure's rounds: a series of numbers per name, each summarised in
+/// the JSON, and the most memory it was seen with after a round.
+pub struct Samples {
+    series: Vec<(&'static str, Vec<f64>)>,
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+impl Samples {
+    /// Every name appears in the JSON, as null if it got no sample.
+    pub fn new(names: &[&'static str]) -> Samples {
+        Samples { series: names.iter().map(|&n| (n, Vec::new())).collect(), rss_kib: 0, hwm_kib: 0 }
+    }
+
+    pub fn push(&mut self, name: &'static str, v: f64) {
+        match self.series.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => values.push(v),
+            None => self.series.push((name, vec![v])),
+        }
+    }
+
+    /// The init's memory as read after a round.
+    pub fn saw(&mut self, status: &Status) {
+        self.rss_kib = self.rss_kib.max(status.rss_kib);
+        self.hwm_kib = self.hwm_kib.max(status.hwm_kib);
+    }
+
+    /// Whether a whole round was recorded.
+    pub fn any(&self) -> bool {
+        self.series.first().is_some_and(|(_, values)| !values.is_empty())
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut fields = json!({ "rss_kib_after": self.rss_kib, "hwm_kib_after": self.hwm_kib });
+        for (name, values) in &self.series {
+            fields[*name] = stats::json(values);
+        }
+        fields
+    }
 }
 
 /// An init running the bench child. Dropping it kills the init by its pid (and so, as PID 1,
@@ -165,6 +242,24 @@ impl Running {
             return Err(self.failure(&format!("the bench child said {:?}, not {:?}", b[0] as char, expected as char)));
         }
         Ok(())
+    }
+
+    /// Wait until the init sleeps in the kernel (unless it never does: `busy`); else the
+    /// failure `what`.
+    pub fn settle(&mut self, busy: bool, timeout: Duration, what: &str) -> Result<()> {
+        if busy || procfs::wait_asleep(self.pid(), timeout) {
+            Ok(())
+        } else {
+            Err(self.failure(what))
+        }
+    }
+
+    pub fn cpu(&self) -> Result<Cpu> {
+        procfs::cpu(self.pid()).context(|| format!("read {}'s CPU time", self.name))
+    }
+
+    pub fn status(&self) -> Result<Status> {
+        procfs::status(self.pid()).context(|| format!("read {}'s status", self.name))
     }
 
     pub fn tell(&mut self, byte: u8) -> Result<()> {

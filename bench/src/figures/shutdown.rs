@@ -7,19 +7,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{Bench, Known, BUSY_NOTE};
+use super::{interleave, Bench, Known, BUSY_NOTE};
 use crate::error::{Context, Result};
-use crate::procfs;
 use crate::stats;
-use crate::sys::{self, Namespace};
+use crate::sys::Namespace;
 
 /// One timed stop of init `i`, in µs, and how it exited.
 fn once(b: &Bench, i: usize, busy: bool) -> Result<(f64, String)> {
     let mut r = b.start(i, Namespace::Pid1, &["ack"])?;
     r.expect(b'r', Duration::from_secs(5))?;
-    if !busy && !procfs::wait_asleep(r.pid(), Duration::from_secs(2)) {
-        return Err(r.failure("never settled into its wait"));
-    }
+    r.settle(busy, Duration::from_secs(2), "never settled into its wait")?;
     let t0 = Instant::now();
     r.proc.signal(libc::SIGTERM).context(|| format!("{}: send SIGTERM", r.name))?;
     let exit = r.proc.wait(Duration::from_secs(5)).context(|| format!("wait for {}", r.name))?;
@@ -33,36 +30,25 @@ fn once(b: &Bench, i: usize, busy: bool) -> Result<(f64, String)> {
 pub fn run(b: &Bench, known: &Known) -> Result<Value> {
     let runs = if b.quick { 20 } else { 200 };
     let warmup = if b.quick { 2 } else { 10 };
-    sys::pin_self(b.tree_cpu).context(|| format!("pin the harness to CPU {}", b.tree_cpu))?;
+    b.pin_harness(b.tree_cpu)?;
     let n = b.inits.len();
     let mut samples = vec![Vec::new(); n];
     let mut exits: Vec<Vec<String>> = vec![Vec::new(); n];
-    let mut problem: Vec<Option<String>> = vec![None; n];
-    for round in 0..warmup + runs {
-        let active: Vec<usize> = (0..n).filter(|&i| problem[i].is_none()).collect();
-        for i in Bench::rotated(round, &active) {
-            match once(b, i, known.busy[i]) {
-                Ok((us, exit)) => {
-                    if round >= warmup {
-                        samples[i].push(us);
-                    }
-                    if !exits[i].contains(&exit) {
-                        exits[i].push(exit);
-                    }
-                }
-                Err(e) => problem[i] = Some(e.to_string()),
-            }
+    let mut problems: Vec<Option<String>> = vec![None; n];
+    interleave(warmup + runs, &b.all_indices(), &mut problems, |round, i| {
+        let (us, exit) = once(b, i, known.busy[i])?;
+        if round >= warmup {
+            samples[i].push(us);
         }
-    }
+        if !exits[i].contains(&exit) {
+            exits[i].push(exit);
+        }
+        Ok(())
+    });
     let results: Vec<Value> = (0..n)
         .map(|i| {
-            json!({
-                "init": b.inits[i].name,
-                "us": stats::json(&samples[i]),
-                "exits": exits[i],
-                "problem": problem[i],
-                "note": known.busy[i].then_some(BUSY_NOTE),
-            })
+            let fields = json!({ "us": stats::json(&samples[i]), "exits": exits[i] });
+            b.result(i, fields, problems[i].as_deref(), known.busy[i].then_some(BUSY_NOTE))
         })
         .collect();
     Ok(json!({

@@ -42,7 +42,7 @@ struct Samples {
 pub fn run(b: &Bench) -> Result<Value> {
     let runs = if b.quick { 30 } else { 300 };
     let warmup = if b.quick { 3 } else { 20 };
-    sys::pin_self(b.tree_cpu).context(|| format!("pin the harness to CPU {}", b.tree_cpu))?;
+    b.pin_harness(b.tree_cpu)?;
     let program = [PROGRAM.to_string()];
     // prepared[m][i]: None where the mode does not apply (the floor has no binary of its own).
     let mut prepared: Vec<Vec<Option<Program>>> = Vec::new();

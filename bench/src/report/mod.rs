@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::inits::FLOOR;
 
-/// The one number per init that the chart shows and the targets check.
+/// The one number per init that the chart and the summary table show and the targets check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     StartPid1,
@@ -66,19 +66,8 @@ impl Metric {
     /// A value as the tables and the chart print it.
     pub fn format(self, v: f64) -> String {
         match self {
-            Metric::Idle => count(v),
+            Metric::Idle => format!("{v:.0}"),
             _ => with_unit(v, self.unit()),
-        }
-    }
-
-    /// shim's target in words, where there is one.
-    pub fn target_text(self) -> Option<String> {
-        match self {
-            Metric::StartPid1 => Some("≤ 100 µs and ≤ 0.15× the best peer's".to_string()),
-            Metric::Forward => Some("≤ the best peer's".to_string()),
-            Metric::Idle => Some("0".to_string()),
-            Metric::Binary => Some("≤ 400 KiB, static".to_string()),
-            _ => self.target().map(|t| format!("≤ {}", self.format(t))),
         }
     }
 
@@ -102,7 +91,7 @@ pub fn entry<'a>(list: &'a Value, init: &str) -> Option<&'a Value> {
     list.as_array()?.iter().find(|r| r["init"] == init)
 }
 
-pub fn median(summary: &Value) -> Option<f64> {
+fn median(summary: &Value) -> Option<f64> {
     summary["median"].as_f64()
 }
 
@@ -113,58 +102,54 @@ pub fn init_names(doc: &Value) -> Vec<String> {
         .map_or(vec![], |a| a.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect())
 }
 
-/// Median of `key` for `init` in `list`, minus the floor's.
-fn delta(list: &Value, key: &str, init: &str) -> Option<f64> {
-    Some(median(&entry(list, init)?[key])? - median(&entry(list, FLOOR)?[key])?)
+/// The list of per-init results a metric is read from.
+pub fn results(doc: &Value, metric: Metric) -> &Value {
+    let f = &doc["figures"];
+    match metric {
+        Metric::StartPid1 => &f["start"]["pid1"],
+        Metric::StartHost => &f["start"]["not_pid1"],
+        Metric::Forward => &f["forward"]["results"],
+        Metric::Storm => &f["storm"]["results"],
+        Metric::Reap | Metric::ReapTime => &f["reap"]["results"],
+        Metric::Idle => &f["idle"]["results"],
+        Metric::Rss | Metric::Binary => &f["memory"]["results"],
+        Metric::Shutdown => &f["shutdown"]["results"],
+    }
 }
 
 /// A figure's number for one init; `None` where it was not measured.
 pub fn value(doc: &Value, metric: Metric, init: &str) -> Option<f64> {
-    let f = &doc["figures"];
-    let mem = || entry(&f["memory"]["results"], init);
+    let list = results(doc, metric);
+    let e = entry(list, init)?;
+    // Median of `key` for `init`, minus the floor's.
+    let delta = |key: &str| Some(median(&e[key])? - median(&entry(list, FLOOR)?[key])?);
     match metric {
-        Metric::StartPid1 => delta(&f["start"]["pid1"], "us", init),
-        Metric::StartHost => delta(&f["start"]["not_pid1"], "us", init),
-        Metric::Forward => delta(&f["forward"]["results"], "us", init),
-        Metric::Storm => median(&entry(&f["storm"]["results"], init)?["cpu_ns_per_signal"]),
-        Metric::Reap => median(&entry(&f["reap"]["results"], init)?["cpu_us_per_orphan"]),
-        Metric::ReapTime => median(&entry(&f["reap"]["results"], init)?["ms_to_no_zombie"]),
-        Metric::Idle => entry(&f["idle"]["results"], init)?["context_switches"].as_f64(),
-        Metric::Rss => {
-            let m = mem()?;
-            ["rss_kib_idle", "rss_kib_after_storm", "rss_kib_after_reaping"]
-                .iter()
-                .filter_map(|k| m[k].as_f64())
-                .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))))
-        }
-        Metric::Binary => Some(mem()?["binary_bytes"].as_f64()? / 1024.0),
-        Metric::Shutdown => delta(&f["shutdown"]["results"], "us", init),
+        Metric::StartPid1 | Metric::StartHost | Metric::Forward | Metric::Shutdown => delta("us"),
+        Metric::Storm => median(&e["cpu_ns_per_signal"]),
+        Metric::Reap => median(&e["cpu_us_per_orphan"]),
+        Metric::ReapTime => median(&e["ms_to_no_zombie"]),
+        Metric::Idle => e["context_switches"].as_f64(),
+        Metric::Rss => ["rss_kib_idle", "rss_kib_after_storm", "rss_kib_after_reaping"]
+            .iter()
+            .filter_map(|k| e[k].as_f64())
+            .reduce(f64::max),
+        Metric::Binary => Some(e["binary_bytes"].as_f64()? / 1024.0),
     }
+}
+
+/// Whether the init named `init` never sleeps: its latency costs a whole CPU.
+pub fn never_sleeps(doc: &Value, init: &str) -> bool {
+    doc["inits"].as_array().into_iter().flatten().any(|i| i["name"] == init && i["never_sleeps"] == true)
 }
 
 /// The peer with the lowest value, and that value. Neither shim nor the floor is a peer, nor is
 /// an init that never sleeps: its latency costs a whole CPU, which no container can spare.
 pub fn best_peer(doc: &Value, metric: Metric) -> Option<(String, f64)> {
-    let busy: Vec<&str> = doc["inits"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["never_sleeps"] == true)
-        .filter_map(|i| i["name"].as_str())
-        .collect();
     init_names(doc)
         .into_iter()
-        .filter(|n| n != "shim" && n != FLOOR && !busy.contains(&n.as_str()))
+        .filter(|n| n != "shim" && n != FLOOR && !never_sleeps(doc, n))
         .filter_map(|n| value(doc, metric, &n).map(|v| (n, v)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
-}
-
-/// `value / best`, when that means something (a positive best).
-pub fn ratio(value: Option<f64>, best: Option<f64>) -> Option<f64> {
-    match (value, best) {
-        (Some(v), Some(b)) if b > 0.0 => Some(v / b),
-        _ => None,
-    }
 }
 
 /// Numbers as the tables print them: three significant digits or so, no noise.
@@ -174,17 +159,14 @@ pub fn num(x: f64) -> String {
         format!("{x:.0}")
     } else if a >= 10.0 {
         format!("{x:.1}")
-    } else {
+    } else if a >= 1.0 {
         format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
     }
 }
 
-/// A count: whole numbers, however small.
-pub fn count(x: f64) -> String {
-    format!("{x:.0}")
-}
-
-pub fn with_unit(x: f64, unit: &str) -> String {
+fn with_unit(x: f64, unit: &str) -> String {
     if unit.is_empty() {
         num(x)
     } else {
@@ -194,77 +176,48 @@ pub fn with_unit(x: f64, unit: &str) -> String {
 
 /// Each target, shim's number against it, and whether it is met. Written into the JSON.
 pub fn evaluate_targets(doc: &Value) -> Value {
-    let shim = |m| value(doc, m, "shim");
     let mut out = Vec::new();
-    let mut check = |metric: Metric, text: String, shown: Option<String>, met: Option<bool>| {
-        out.push(json!({
-            "figure": metric.label(),
-            "target": text,
-            "shim": shown.unwrap_or_else(|| "not measured".to_string()),
-            "met": met,
-        }));
-    };
     for metric in Metric::ALL {
-        let v = shim(metric);
+        let v = value(doc, metric, "shim");
+        let shown = v.map(|v| metric.format(v));
         let best = best_peer(doc, metric);
-        match metric {
-            Metric::StartPid1 => {
-                check(metric, "Δ ≤ 100 µs".into(), v.map(|v| with_unit(v, "µs")), v.map(|v| v <= 100.0));
-                let r = ratio(v, best.as_ref().map(|b| b.1));
-                check(
-                    metric,
-                    format!(
-                        "Δ ≤ 0.15× the best peer's{}",
-                        best.as_ref().map_or(String::new(), |(n, b)| format!(" ({n}: {})", with_unit(*b, "µs")))
+        let of_best = best.as_ref().map_or(String::new(), |(n, b)| format!(" ({n}: {})", metric.format(*b)));
+        let best = best.map(|b| b.1);
+        let checks: Vec<(String, Option<String>, Option<bool>)> = match (metric, metric.target()) {
+            (Metric::StartPid1, Some(limit)) => {
+                let ratio = v.zip(best.filter(|&b| b > 0.0)).map(|(v, b)| v / b);
+                vec![
+                    (format!("Δ ≤ {}", metric.format(limit)), shown, v.map(|v| v <= limit)),
+                    (
+                        format!("Δ ≤ 0.15× the best peer's{of_best}"),
+                        ratio.map(|r| format!("{r:.2}×")),
+                        ratio.map(|r| r <= 0.15),
                     ),
-                    r.map(|r| format!("{r:.2}×")),
-                    r.map(|r| r <= 0.15),
-                );
+                ]
             }
-            Metric::Forward => {
-                let text = format!(
-                    "Δ ≤ the best peer's{}",
-                    best.as_ref().map_or(String::new(), |(n, b)| format!(" ({n}: {})", with_unit(*b, "µs")))
-                );
-                let met = match (v, &best) {
-                    (Some(v), Some((_, b))) => Some(v <= *b),
-                    _ => None,
-                };
-                check(metric, text, v.map(|v| with_unit(v, "µs")), met);
+            (Metric::Forward, _) => {
+                vec![(format!("Δ ≤ the best peer's{of_best}"), shown, v.zip(best).map(|(v, b)| v <= b))]
             }
-            Metric::Binary => {
-                let is_static = entry(&doc["figures"]["memory"]["results"], "shim").and_then(|m| m["static"].as_bool());
-                let shown = v.map(|v| {
-                    format!(
-                        "{}, {}",
-                        with_unit(v, "KiB"),
-                        if is_static == Some(true) { "static" } else { "not static" }
-                    )
-                });
-                check(metric, "≤ 400 KiB, static".into(), shown, v.map(|v| v <= 400.0 && is_static == Some(true)));
+            (Metric::Binary, Some(limit)) => {
+                let is_static = entry(results(doc, metric), "shim").and_then(|m| m["static"].as_bool()) == Some(true);
+                let linkage = if is_static { "static" } else { "not static" };
+                let shown = shown.map(|s| format!("{s}, {linkage}"));
+                vec![(format!("≤ {}, static", metric.format(limit)), shown, v.map(|v| v <= limit && is_static))]
             }
-            _ => {
-                let Some(limit) = metric.target() else { continue };
-                let unit = metric.unit();
-                let text = if metric == Metric::Idle {
-                    "0 context switches".to_string()
-                } else {
-                    format!("≤ {}", with_unit(limit, unit))
-                };
-                check(metric, text, v.map(|v| metric.format(v)), v.map(|v| v <= limit));
-            }
+            (Metric::Idle, Some(limit)) => vec![("0 context switches".into(), shown, v.map(|v| v <= limit))],
+            (_, Some(limit)) => vec![(format!("≤ {}", metric.format(limit)), shown, v.map(|v| v <= limit))],
+            (_, None) => vec![],
+        };
+        for (target, shim, met) in checks {
+            out.push(json!({
+                "figure": metric.label(),
+                "target": target,
+                "shim": shim.unwrap_or_else(|| "not measured".to_string()),
+                "met": met,
+            }));
         }
     }
     Value::Array(out)
-}
-
-/// "met" / "**missed**" / "not measured", for the tables.
-pub fn verdict(met: &Value) -> &'static str {
-    match met.as_bool() {
-        Some(true) => "met",
-        Some(false) => "**missed**",
-        None => "not measured",
-    }
 }
 
 #[cfg(test)]
@@ -316,5 +269,6 @@ mod tests {
         assert_eq!(num(12.345), "12.3");
         assert_eq!(num(1.2345), "1.23");
         assert_eq!(num(0.0), "0");
+        assert_eq!(num(0.0923), "0.092");
     }
 }
