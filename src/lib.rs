@@ -1,7 +1,8 @@
 //! shim: a tiny PID 1 for containers.
 //!
 //! The layout is the design: [`config`] turns the command line and environment into a
-//! [`config::Config`]; [`machine`] holds every decision as a pure state machine; `sys` is
+//! [`config::Config`], and [`user`] resolves its `--user` against the image's account files;
+//! [`machine`] holds every decision as a pure state machine; `sys` is
 //! the thin layer that calls the kernel; `supervisor` runs the loop that connects them; the
 //! binary's `main` only wires parse, run and exit. docs/contract.md is what it all promises.
 //!
@@ -22,6 +23,7 @@ pub mod error;
 pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod log;
 pub mod machine;
 pub mod persona;
@@ -29,6 +31,7 @@ pub mod proctree;
 pub mod signals;
 mod supervisor;
 mod sys;
+pub mod user;
 
 pub use sys::{block_signals, block_signals_at_load, reset_dispositions};
 

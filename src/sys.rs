@@ -1,7 +1,8 @@
-//! The thin layer that calls the kernel: signal mask and waiting, spawning the program,
-//! reaping, sending signals, the terminal, fds, and reading `/proc`. It decides nothing that
-//! the state machine could; it reports what the kernel said, and logs nothing. The only
-//! module with `unsafe`.
+//! The thin layer that calls the kernel: signal mask and waiting, spawning the program (as
+//! `--user`, if given), reaping, sending signals, the terminal, fds, and reading `/proc` and
+//! the account files. It decides nothing that the state machine could; it reports what the
+//! kernel said, and logs nothing. With the health endpoint's socket calls, the only module
+//! with `unsafe`.
 //!
 //! Private to the crate, and sound only in a single-threaded process that owns no fd at or
 //! above 3 (`fork`, closing inherited fds): the crate's one public way in, [`crate::supervise`],
@@ -20,11 +21,12 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::unistd::{self, ForkResult, Pid};
+use nix::unistd::{self, ForkResult, Gid, Pid, Uid};
 
 use crate::exit::Status;
 use crate::proctree;
 use crate::signals::{Received, Sig};
+use crate::user::Identity;
 
 /// Every catchable signal, as the kernel's 64-bit mask (bit N-1 for signal N). SIGKILL and
 /// SIGSTOP cannot be blocked; the kernel drops them from any mask anyway.
@@ -104,6 +106,26 @@ fn take_signal(timeout: Option<&libc::timespec>) -> (libc::c_long, libc::siginfo
     (rc, info)
 }
 
+/// A signalfd for every catchable signal: readable while one is pending, so that one
+/// ppoll(2) can wait for signals and sockets at once. It is only ever polled, never read:
+/// signals are still taken with [`wait_signal`], the same way with or without it.
+pub fn signal_fd() -> Result<OwnedFd, Errno> {
+    // SAFETY: the mask is a valid u64 of KERNEL_SIGSET_SIZE bytes; -1 asks for a new fd.
+    // The raw syscall, for the same reason as in take_signal.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &ALL_CATCHABLE as *const u64,
+            KERNEL_SIGSET_SIZE,
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        )
+    };
+    let fd = i32::try_from(Errno::result(fd)?).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel just made this fd, and nothing else owns it.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
 /// What waiting for a signal gave.
 #[derive(Debug)]
 pub enum Wait {
@@ -181,6 +203,8 @@ pub enum SpawnError {
     Exec { errno: Errno, interpreter: Option<OsString> },
     /// The child could not set itself up before exec.
     ChildSetup { what: &'static str, errno: Errno },
+    /// The child could not become the `--user` it was given; it ran nothing.
+    SwitchUser { what: &'static str, errno: Errno },
     /// The child's report ended after `got` of its bytes: it died while reporting a failure.
     CutReport { got: usize },
 }
@@ -193,6 +217,9 @@ enum Step {
     Exec = 0,
     Group = 1,
     Mask = 2,
+    SupplementaryGroups = 3,
+    Gid = 4,
+    Uid = 5,
 }
 
 /// The report's size: the step, then the errno as a native-endian i32.
@@ -224,10 +251,23 @@ struct Prepared {
     candidates: Vec<CString>,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
+    /// Who the child becomes before exec, if anyone.
+    user: Option<Switch>,
+    /// The environment with `HOME` added, when `--user` must add it; else `environ` as it is.
+    envp: Option<Vec<*const libc::c_char>>,
+    _home: Option<CString>,
+}
+
+/// `--user`'s ids as the calls take them.
+struct Switch {
+    uid: Uid,
+    gid: Gid,
+    groups: Vec<Gid>,
 }
 
 // The process environment as libc keeps it. shim never changes its own environment, so
-// this is the caller's, and the child passes it to execve as it is: nothing to copy.
+// this is the caller's, and the child passes it to execve as it is (with `HOME` added when
+// `--user` must add it): nothing to copy.
 extern "C" {
     static environ: *const *const libc::c_char;
 }
@@ -235,7 +275,7 @@ extern "C" {
 /// The default PATH when none is set, as musl's execvp uses.
 const DEFAULT_PATH: &[u8] = b"/usr/local/bin:/bin:/usr/bin";
 
-fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
+fn prepare(program: &[OsString], user: Option<&Identity>) -> Result<Prepared, SpawnError> {
     let cstr = |b: &[u8]| CString::new(b).map_err(|_| SpawnError::BadArgument);
     let argv: Vec<CString> = program.iter().map(|w| cstr(w.as_bytes())).collect::<Result<_, _>>()?;
     let name = argv.first().ok_or(SpawnError::BadArgument)?.as_bytes();
@@ -268,7 +308,40 @@ fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
         found
     };
     let argv_ptrs = argv.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    Ok(Prepared { candidates, argv_ptrs, _argv: argv })
+    let switch = user.map(|u| Switch {
+        uid: Uid::from_raw(u.uid),
+        gid: Gid::from_raw(u.gid),
+        groups: u.groups.iter().copied().map(Gid::from_raw).collect(),
+    });
+    // HOME is the user's unless the caller set one, as gosu does: unset and empty alike.
+    let home = match user {
+        Some(u) if std::env::var_os("HOME").is_none_or(|h| h.is_empty()) => {
+            Some(cstr(&[b"HOME=", &u.home[..]].concat())?)
+        }
+        _ => None,
+    };
+    let envp = home.as_ref().map(environ_with);
+    Ok(Prepared { candidates, argv_ptrs, _argv: argv, user: switch, envp, _home: home })
+}
+
+/// `environ`'s entries, an empty `HOME=` among them left out, then `extra`, NULL-terminated.
+/// The strings stay libc's: shim never changes its environment, so they live until exec.
+fn environ_with(extra: &CString) -> Vec<*const libc::c_char> {
+    let mut ptrs = Vec::new();
+    // SAFETY: environ is libc's NULL-terminated array of NUL-terminated strings, unchanged
+    // since start and read by this single thread only; a NULL environ is read as empty.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            if std::ffi::CStr::from_ptr(*entry).to_bytes() != b"HOME=" {
+                ptrs.push(*entry);
+            }
+            entry = entry.add(1);
+        }
+    }
+    ptrs.push(extra.as_ptr());
+    ptrs.push(std::ptr::null());
+    ptrs
 }
 
 /// Start the program in a new process group of its own, with an empty signal mask, and
@@ -276,14 +349,14 @@ fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
 /// terminal's foreground group first (and the caller takes the terminal back if the spawn
 /// fails). exec failure is reported by the child through a close-on-exec pipe, so it is known,
 /// not guessed: EOF with nothing read means exec succeeded.
-pub fn spawn(program: &[OsString], foreground: bool) -> Result<Pid, SpawnError> {
-    let prepared = prepare(program)?;
+pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) -> Result<Pid, SpawnError> {
+    let prepared = prepare(program, user)?;
     let (read_end, write_end) =
         unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Setup { what: "create a pipe", errno })?;
 
     // SAFETY: single-threaded (the module's contract), and the child calls only
-    // async-signal-safe functions (setpgid, tcsetpgrp, rt_sigprocmask, execve, write, _exit) on
-    // memory prepared before the fork.
+    // async-signal-safe functions (setpgid, tcsetpgrp, setgroups, setgid, setuid,
+    // rt_sigprocmask, execve, write, _exit) on memory prepared before the fork.
     match unsafe { unistd::fork() } {
         Err(errno) => Err(SpawnError::Setup { what: "fork", errno }),
         Ok(ForkResult::Child) => exec_child(&prepared, foreground, write_end),
@@ -307,6 +380,11 @@ pub fn spawn(program: &[OsString], foreground: bool) -> Result<Pid, SpawnError> 
                 Ok(Report::Failed { step, errno }) => Err(match step {
                     s if s == Step::Group as u8 => SpawnError::ChildSetup { what: "make its process group", errno },
                     s if s == Step::Mask as u8 => SpawnError::ChildSetup { what: "clear its signal mask", errno },
+                    s if s == Step::SupplementaryGroups as u8 => {
+                        SpawnError::SwitchUser { what: "set its supplementary groups", errno }
+                    }
+                    s if s == Step::Gid as u8 => SpawnError::SwitchUser { what: "set its group id", errno },
+                    s if s == Step::Uid as u8 => SpawnError::SwitchUser { what: "set its user id", errno },
                     _ => SpawnError::Exec { errno, interpreter: missing_interpreter(&prepared, errno) },
                 }),
             }
@@ -379,6 +457,14 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
         // SAFETY: tcsetpgrp takes an fd and a pid, no pointers.
         unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid()) };
     }
+    if let Some(user) = &p.user {
+        switch_user(user, &report);
+    }
+    let envp = match &p.envp {
+        Some(with_home) => with_home.as_ptr(),
+        // SAFETY: reads the pointer libc keeps, unchanged since start, in this single thread.
+        None => unsafe { environ },
+    };
     let mut errno = Errno::ENOENT;
     let mut denied = false;
     for path in &p.candidates {
@@ -390,10 +476,10 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
         if masked != Errno::UnknownErrno {
             report_and_exit(&report, Step::Mask, masked);
         }
-        // SAFETY: path and argv are NUL-terminated strings in a NULL-terminated array that
-        // live until exec replaces this process; environ is libc's own, unchanged since start
-        // and read by this single thread only.
-        unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), environ) };
+        // SAFETY: path, argv and envp are NUL-terminated strings in NULL-terminated arrays
+        // that live until exec replaces this process (environ's are libc's, unchanged since
+        // start).
+        unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), envp) };
         errno = Errno::last();
         // Blocking can only fail for a bad argument, and this one is a constant.
         let _ = set_mask(&ALL_CATCHABLE);
@@ -410,6 +496,42 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
     report_and_exit(&report, Step::Exec, errno)
 }
 
+/// Become `--user`, or report which step failed and exit: a child that could not switch
+/// must never run the program as root. Last before exec, once the group and the terminal are
+/// set, and with every signal still blocked, so nothing can kill the child before it reports.
+/// Groups, then the gid, then the uid: setuid away from root drops every capability (and
+/// with them the right to the other two calls), and as root it sets the real, effective and
+/// saved uid alike, so there is no way back (setuid(2), capabilities(7)).
+fn switch_user(user: &Switch, report: &OwnedFd) {
+    // setgid and setuid are async-signal-safe (signal-safety(7)); setgroups is the same kind
+    // of call. libc makes each one the plain syscall in a process with one thread, which the
+    // child is; none of them allocates, and `groups` was made before the fork.
+    if let Err(errno) = unistd::setgroups(&user.groups) {
+        report_and_exit(report, Step::SupplementaryGroups, errno);
+    }
+    if let Err(errno) = unistd::setgid(user.gid) {
+        report_and_exit(report, Step::Gid, errno);
+    }
+    if let Err(errno) = unistd::setuid(user.uid) {
+        report_and_exit(report, Step::Uid, errno);
+    }
+}
+
+/// A file's bytes, or `None` if there is no such file (the account files of a `FROM scratch`
+/// image).
+pub fn read_if_present(path: &str) -> Result<Option<Vec<u8>>, Errno> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
+        Err(e) => Err(io_errno(e)),
+    }
+}
+
+/// shim's real gid, which a `--user` uid with no passwd entry keeps.
+pub fn gid() -> u32 {
+    unistd::getgid().as_raw()
+}
+
 /// Start the key watch: a process in the program's group `group`, so that the terminal's
 /// signals reach it along with the program, which passes each one a key sent (SIGINT,
 /// SIGQUIT) on to shim. With the program's group in the terminal's foreground, shim's own
@@ -417,7 +539,8 @@ fn exec_child(p: &Prepared, foreground: bool, report: OwnedFd) -> ! {
 pub fn spawn_key_watch(group: Pid) -> Result<Pid, Errno> {
     let shim = pid();
     // SAFETY: single-threaded (the module's contract), and the child
-    // calls only async-signal-safe functions (prctl, getppid, setpgid, rt_sigtimedwait, kill).
+    // calls only async-signal-safe functions (prctl, getppid, setpgid, close_range,
+    // rt_sigtimedwait, kill).
     match unsafe { unistd::fork() }? {
         ForkResult::Parent { child } => {
             // Join it to the group from this side too, as spawn does for the program: a key
@@ -432,13 +555,15 @@ pub fn spawn_key_watch(group: Pid) -> Result<Pid, Errno> {
 }
 
 fn watch_keys(group: Pid, shim: libc::pid_t) -> ! {
-    // SAFETY: prctl, getppid and setpgid take integers. Gone with shim, whatever happens to
-    // it; and nothing to watch if the program's group is gone already.
+    // SAFETY: prctl, getppid, setpgid and close_range take integers. Gone with shim, whatever
+    // happens to it; and nothing to watch if the program's group is gone already.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
         if libc::getppid() != shim || libc::setpgid(0, group.as_raw()) != 0 {
             libc::_exit(0);
         }
+        // shim's own fds (the health endpoint's sockets) are not this process's to hold.
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
     }
     // The mask is shim's, everything blocked: nothing the group gets can stop or kill this
     // process. Every signal is taken off the queue, or real-time ones forwarded to the group
@@ -678,18 +803,28 @@ pub fn stop_self() -> Result<(), Errno> {
 /// Close every fd from 3 up that shim inherited: the program has its own copies, and shim
 /// must not keep a socket alive that the program closed. close_range(2), or /proc/self/fd on
 /// kernels before 5.9.
-pub fn close_inherited_fds() -> Result<(), Errno> {
-    // SAFETY: close_range takes integers; nothing in the process owns an fd at or above 3
-    // (the module's contract).
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    if rc == 0 {
+pub fn close_inherited_fds(keep: &[i32]) -> Result<(), Errno> {
+    let close_range = |from: u32, to: u32| {
+        // SAFETY: close_range takes integers; nothing in the process owns an fd at or above 3
+        // but those in `keep` (the module's contract), which no range covers.
+        from > to || unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) } == 0
+    };
+    // The gaps between the fds kept, lowest first; `keep` is at most a few fds, so finding
+    // the next one each time costs less than a sort (in code size too).
+    let mut from: u32 = 3;
+    let mut closed = true;
+    while let Some(fd) = keep.iter().filter_map(|&fd| u32::try_from(fd).ok()).filter(|&fd| fd >= from).min() {
+        closed &= close_range(from, fd - 1);
+        from = fd + 1;
+    }
+    if closed && close_range(from, u32::MAX) {
         return Ok(());
     }
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .map_err(io_errno)?
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd >= 3)
+        .filter(|fd| *fd >= 3 && !keep.contains(fd))
         .collect();
     for fd in fds {
         // SAFETY: closing an integer fd; the directory handle used to list them is closed

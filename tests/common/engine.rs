@@ -139,27 +139,34 @@ impl Images {
         assert!(out.status.success(), "building {name}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    /// The image that holds busybox (for a shell), shim, the server and the probe, and
-    /// nothing else.
-    pub fn build_base(&self, bins: &Path) {
+    /// The base image: busybox for a shell, and static binaries from `bins`, each given as
+    /// (its name in `bins`, its name at `/` in the image), and nothing else. Its name.
+    pub fn build_base(&self, bins: &Path, files: &[(&str, &str)]) -> String {
         let ctx = workspace().join(format!("target/docker-ctx-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(ctx.join("www")).unwrap();
-        for (from, to) in [
-            (bins.join("shim"), "shim"),
-            (bins.join("server"), "server"),
-            (bins.join("probe"), "probe"),
-            (PathBuf::from("/bin/busybox"), "busybox"),
-        ] {
+        std::fs::copy("/bin/busybox", ctx.join("busybox")).unwrap();
+        for (from, to) in files {
+            let from = bins.join(from);
             std::fs::copy(&from, ctx.join(to)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
         }
         std::fs::write(ctx.join("www/index.html"), "hello\n").unwrap();
+        let names: Vec<&str> = files.iter().map(|(_, to)| *to).collect();
         self.build(
             "base",
-            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-             COPY shim server probe /\nCOPY www /www\n",
+            &format!(
+                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+                 COPY {} /\nCOPY www /www\n",
+                names.join(" ")
+            ),
             Some(&ctx),
         );
         std::fs::remove_dir_all(&ctx).unwrap();
+        self.name("base")
+    }
+
+    /// The base with shim, the test server and the probe.
+    pub fn build_standard_base(&self, bins: &Path) -> String {
+        self.build_base(bins, &[("shim", "shim"), ("server", "server"), ("probe", "probe")])
     }
 
     fn build_command(&self, name: &str) -> Command {
