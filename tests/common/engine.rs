@@ -19,18 +19,38 @@ pub fn workspace() -> PathBuf {
 
 /// Build shim, the server and the probe static, in a target dir of their own so this does
 /// not wait on the build lock of the running `cargo test`. The directory that holds them.
+/// With SHIM_UNDER_TEST, that binary is the one the images get as shim (CI: the shipped
+/// build), beside the testkit's.
 pub fn static_binaries() -> PathBuf {
     let target_dir = workspace().join("target/docker-build");
+    let under_test = std::env::var_os("SHIM_UNDER_TEST").map(PathBuf::from);
+    let packages: &[&str] =
+        if under_test.is_some() { &["-p", "shim-testkit"] } else { &["-p", "shim", "-p", "shim-testkit"] };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--target", "x86_64-unknown-linux-musl", "-p", "shim", "-p", "shim-testkit"])
+        .args(["build", "--release", "--target", "x86_64-unknown-linux-musl"])
+        .args(packages)
         .arg("--target-dir")
         .arg(&target_dir)
         .current_dir(workspace())
         .status()
         .expect("cargo");
     assert!(status.success(), "static build failed");
-    target_dir.join("x86_64-unknown-linux-musl/release")
+    let built = target_dir.join("x86_64-unknown-linux-musl/release");
+    let Some(shim) = under_test else { return built };
+    // Symlinks: what reads them (a copy into a build context, a run) follows them. A shim left
+    // in `built` by an earlier run without SHIM_UNDER_TEST is not the one under test.
+    let dir = target_dir.join(format!("under-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&built).unwrap().flatten() {
+        if entry.path().is_file() && entry.file_name() != "shim" {
+            std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let shim = std::fs::canonicalize(&shim).unwrap_or_else(|e| panic!("SHIM_UNDER_TEST {}: {e}", shim.display()));
+    std::os::unix::fs::symlink(shim, dir.join("shim")).unwrap();
+    dir
 }
 
 /// An engine's command line, and what it needs on this machine.

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use shim::proctree::{self, Entry};
 
 /// The shim under test: this build's, or another binary named by SHIM_UNDER_TEST (CI points it
-/// at the static release build, so the binary that ships is the one tested).
+/// at the shipped build, scripts/build.sh's, so the binary that ships is the one tested; and
+/// at a wrapper that runs the aarch64 one under qemu-user, scripts/test-arm64.sh).
 pub fn shim_bin() -> &'static str {
     static BIN: OnceLock<String> = OnceLock::new();
     BIN.get_or_init(|| std::env::var("SHIM_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_shim").to_string()))
