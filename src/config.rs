@@ -378,8 +378,21 @@ where
             apply(&mut config, one).map_err(|e| UsageError(format!("{}: {e}", option.env)))?;
         }
     }
-    if config.health_probe.is_some() && config.health.is_none() {
-        return Err(UsageError("--health-probe needs --health: the probe only shapes its answers".into()));
+    match (&config.health, config.health_probe) {
+        (None, Some(_)) => {
+            return Err(UsageError("--health-probe needs --health: the probe only shapes its answers".into()))
+        }
+        // A probe of the health port itself would always succeed.
+        (Some(listen), Some(probe))
+            if probe.port() == listen.at.port()
+                && (listen.at.ip().is_unspecified() || listen.at.ip() == probe.ip()) =>
+        {
+            return Err(UsageError(format!(
+                "--health-probe: port {} is the --health port itself; give the program's own port",
+                probe.port()
+            )))
+        }
+        _ => {}
     }
     config.verbosity = match verbosity {
         Some(v) => v,

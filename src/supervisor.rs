@@ -52,8 +52,11 @@ impl Endpoint {
     /// be had keeps the program from starting.
     fn open(config: &Config) -> Result<Option<Endpoint>, Error> {
         let Some(listen) = &config.health else { return Ok(None) };
-        let server = Server::open(listen.at, config.health_probe).map_err(|e| Error::health(listen, e))?;
-        let signals = sys::signal_fd().map_err(|e| Error::setup("create a signalfd for the health endpoint", e))?;
+        let server =
+            Server::open(listen.at, config.health_probe, sys::above_stdio).map_err(|e| Error::health(listen, e))?;
+        let signals = sys::signal_fd()
+            .and_then(sys::above_stdio)
+            .map_err(|e| Error::setup("create a signalfd for the health endpoint", e))?;
         Ok(Some(Endpoint { server, signals, told: Health::Serving }))
     }
 
@@ -103,7 +106,7 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     };
     // The program's group holds the terminal now, so the keys' signals go there, not here.
     let watch = if foreground {
-        sys::spawn_key_watch(child)
+        sys::spawn_key_watch(child, &endpoint.as_ref().map(Endpoint::fds).unwrap_or([-1; 2]))
             .map_err(|e| warn!("could not start the key watch ({}): a second Ctrl-C will not force the stop", e.desc()))
             .ok()
     } else {
@@ -135,10 +138,22 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
 
     let mut machine = Machine::new(Policy::from_config(config, pid1, tty));
     loop {
-        let woken = wait(endpoint.as_mut(), machine.deadline(), start.elapsed())
+        let mut woken = wait(endpoint.as_mut(), machine.deadline(), start.elapsed())
             .map_err(|e| Error::setup("wait for signals", e))?;
-        if let ControlFlow::Break(code) = run.on_wake(&mut machine, woken) {
-            return Ok(code);
+        loop {
+            let signal = matches!(woken, Wait::Signal(_));
+            if let ControlFlow::Break(code) = run.on_wake(&mut machine, woken) {
+                return Ok(code);
+            }
+            // With sockets to serve, every pending signal is taken before any of them: a
+            // signal waits for one bounded round of socket work at most.
+            if endpoint.is_none() || !signal {
+                break;
+            }
+            woken = sys::wait_signal(Some(Duration::ZERO)).map_err(|e| Error::setup("wait for signals", e))?;
+            if matches!(woken, Wait::Nothing) {
+                break;
+            }
         }
         // Signals first, then health checks: one that came with a stop signal is answered
         // as the machine stands after it.

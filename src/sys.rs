@@ -5,8 +5,9 @@
 //! with `unsafe`.
 //!
 //! Private to the crate, and sound only in a single-threaded process that owns no fd at or
-//! above 3 (`fork`, closing inherited fds): the crate's one public way in, [`crate::supervise`],
-//! states that as its safety contract.
+//! above 3 but those shim opens itself, which it names when it closes the rest (`fork`,
+//! closing inherited fds): the crate's one public way in, [`crate::supervise`], states that
+//! as its safety contract.
 //!
 //! Where nix is not used, the reason is given: mostly real-time signal numbers (nix's `Signal`
 //! enum has none) and the libc wrappers that silently refuse the signals libc reserves for
@@ -124,6 +125,19 @@ pub fn signal_fd() -> Result<OwnedFd, Errno> {
     let fd = i32::try_from(Errno::result(fd)?).map_err(|_| Errno::EBADF)?;
     // SAFETY: the kernel just made this fd, and nothing else owns it.
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// `fd` itself if it is 3 or above, else a close-on-exec copy that is: started with 0, 1 or 2
+/// closed, shim would otherwise take one of them for its own, and its log lines (to 2) would
+/// go into a socket.
+pub fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, Errno> {
+    if fd.as_raw_fd() >= 3 {
+        return Ok(fd);
+    }
+    let copy = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // SAFETY: fcntl just made this fd, and nothing else owns it; the original is closed when
+    // `fd` drops.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(copy) })
 }
 
 /// What waiting for a signal gave.
@@ -536,10 +550,10 @@ pub fn gid() -> u32 {
 /// signals reach it along with the program, which passes each one a key sent (SIGINT,
 /// SIGQUIT) on to shim. With the program's group in the terminal's foreground, shim's own
 /// group gets none of them, and a second Ctrl-C could never reach shim to force the stop.
-pub fn spawn_key_watch(group: Pid) -> Result<Pid, Errno> {
+pub fn spawn_key_watch(group: Pid, shims: &[i32]) -> Result<Pid, Errno> {
     let shim = pid();
     // SAFETY: single-threaded (the module's contract), and the child
-    // calls only async-signal-safe functions (prctl, getppid, setpgid, close_range,
+    // calls only async-signal-safe functions (prctl, getppid, setpgid, close_range, close,
     // rt_sigtimedwait, kill).
     match unsafe { unistd::fork() }? {
         ForkResult::Parent { child } => {
@@ -550,20 +564,27 @@ pub fn spawn_key_watch(group: Pid) -> Result<Pid, Errno> {
             let _ = unistd::setpgid(child, group);
             Ok(child)
         }
-        ForkResult::Child => watch_keys(group, shim),
+        ForkResult::Child => watch_keys(group, shim, shims),
     }
 }
 
-fn watch_keys(group: Pid, shim: libc::pid_t) -> ! {
-    // SAFETY: prctl, getppid, setpgid and close_range take integers. Gone with shim, whatever
-    // happens to it; and nothing to watch if the program's group is gone already.
+/// `shims`: fds of shim's own (the health endpoint's) for the watch to close, where
+/// close_range(2) (Linux 5.9) is missing.
+fn watch_keys(group: Pid, shim: libc::pid_t, shims: &[i32]) -> ! {
+    // SAFETY: prctl, getppid, setpgid, close_range and close take integers; the fds closed
+    // are this process's copies. Gone with shim, whatever happens to it; and nothing to watch
+    // if the program's group is gone already.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
         if libc::getppid() != shim || libc::setpgid(0, group.as_raw()) != 0 {
             libc::_exit(0);
         }
         // shim's own fds (the health endpoint's sockets) are not this process's to hold.
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            for &fd in shims.iter().filter(|&&fd| fd >= 3) {
+                libc::close(fd);
+            }
+        }
     }
     // The mask is shim's, everything blocked: nothing the group gets can stop or kill this
     // process. Every signal is taken off the queue, or real-time ones forwarded to the group
@@ -800,9 +821,9 @@ pub fn stop_self() -> Result<(), Errno> {
     nix::sys::signal::kill(unistd::getpid(), Signal::SIGSTOP)
 }
 
-/// Close every fd from 3 up that shim inherited: the program has its own copies, and shim
-/// must not keep a socket alive that the program closed. close_range(2), or /proc/self/fd on
-/// kernels before 5.9.
+/// Close every fd from 3 up that shim inherited, but those in `keep` (shim's own, opened
+/// before the spawn): the program has its own copies, and shim must not keep a socket alive
+/// that the program closed. close_range(2), or /proc/self/fd on kernels before 5.9.
 pub fn close_inherited_fds(keep: &[i32]) -> Result<(), Errno> {
     let close_range = |from: u32, to: u32| {
         // SAFETY: close_range takes integers; nothing in the process owns an fd at or above 3

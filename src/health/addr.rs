@@ -65,7 +65,12 @@ fn split(text: &str) -> Result<(&str, u16), String> {
         None if host.contains(':') => return Err(format!("'{text}': write an IPv6 address in brackets, [::1]:8099")),
         None => host,
     };
-    let port = port.parse::<u16>().map_err(|_| format!("'{port}' in '{text}' is not a port (0-65535)"))?;
+    let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|_| digits)
+        .ok_or_else(|| format!("'{port}' in '{text}' is not a port (0-65535)"))?;
     Ok((host, port))
 }
 
@@ -118,6 +123,7 @@ mod tests {
             (":65536", "not a port"),
             (":-1", "not a port"),
             (":http", "not a port"),
+            (":+8099", "not a port"),
             ("::1:8099", "brackets"),
             ("[::1:8099", "unclosed"),
             ("example.com:80", "not an IP address"),

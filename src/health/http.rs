@@ -18,8 +18,10 @@ pub enum Request {
     Bad,
 }
 
-/// Classify `bytes`, everything a client has sent so far.
+/// Classify `bytes`, everything a client has sent so far (or what [`compact`] left of it).
 pub fn parse(bytes: &[u8]) -> Request {
+    // Empty lines before the request line are to be ignored (RFC 9112, 2.2).
+    let bytes = &bytes[leading_blank(bytes)..];
     // The request line must look like HTTP as soon as it is whole; garbage is answered at
     // once instead of holding a slot until the deadline.
     let line_end = bytes.iter().position(|&b| b == b'\n');
@@ -45,6 +47,26 @@ pub fn parse(bytes: &[u8]) -> Request {
         line_start = i + 1;
     }
     Request::Partial
+}
+
+fn leading_blank(bytes: &[u8]) -> usize {
+    bytes.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(bytes.len())
+}
+
+/// Make room in a full buffer whose request is still [`Request::Partial`]: the headers are
+/// never looked at, so all of them but their last 3 bytes (which may begin the blank line)
+/// are dropped, with one byte standing for them (not a newline, so no blank line is made up).
+/// The new length, or `None` when the request line alone fills the buffer.
+pub fn compact(buf: &mut [u8]) -> Option<usize> {
+    let start = leading_blank(buf);
+    let line_end = start + buf[start..].iter().position(|&b| b == b'\n')?;
+    let keep_from = buf.len().checked_sub(3)?;
+    if keep_from <= line_end + 2 {
+        return None;
+    }
+    buf[line_end + 1] = b'.';
+    buf.copy_within(keep_from.., line_end + 2);
+    Some(line_end + 5)
 }
 
 /// `METHOD SP TARGET SP HTTP/1.x`, optionally ending in CR.
@@ -124,6 +146,53 @@ mod tests {
                 assert_eq!(parse(&whole[..cut]), Request::Partial, "{:?}", String::from_utf8_lossy(&whole[..cut]));
             }
         }
+    }
+
+    #[test]
+    fn empty_lines_before_the_request_are_ignored() {
+        assert_eq!(parse(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n"), Request::Complete { head: false });
+        assert_eq!(parse(b"\nHEAD / HTTP/1.0\n\n"), Request::Complete { head: true });
+        assert_eq!(parse(b"\r\n"), Request::Partial);
+    }
+
+    #[test]
+    fn headers_of_any_length_fit_a_small_buffer() {
+        let request = [
+            b"GET /healthz HTTP/1.1\r\n".as_slice(),
+            &b"Cookie: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(60),
+            b"\r\n",
+        ]
+        .concat();
+        // Fed in slices of every size into a 64-byte buffer, compacted whenever full: it is
+        // complete exactly when the whole request is in, never before.
+        for step in 1..40 {
+            let mut buf = [0u8; 64];
+            let (mut len, mut fed) = (0, 0);
+            loop {
+                let n = step.min(buf.len() - len).min(request.len() - fed);
+                buf[len..len + n].copy_from_slice(&request[fed..fed + n]);
+                len += n;
+                fed += n;
+                match parse(&buf[..len]) {
+                    Request::Complete { head } => {
+                        assert!(!head);
+                        assert_eq!(fed, request.len(), "step {step}: complete too early");
+                        break;
+                    }
+                    Request::Bad => panic!("step {step}: bad at {fed}"),
+                    Request::Partial => {
+                        assert!(fed < request.len(), "step {step}: not complete at the end");
+                        if len == buf.len() {
+                            len = compact(&mut buf).expect("the request line fits");
+                        }
+                    }
+                }
+            }
+        }
+        // A request line longer than the buffer cannot be kept.
+        let mut long = [b'a'; 64];
+        long[..4].copy_from_slice(b"GET ");
+        assert_eq!(compact(&mut long), None);
     }
 
     #[test]

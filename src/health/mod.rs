@@ -23,7 +23,8 @@ use http::{Answer, Request};
 /// waited longest for its request is closed to make room, so that clients that connect and
 /// send nothing (a slowloris) cannot keep a real check out.
 const MAX_CLIENTS: usize = 16;
-/// The most of a request shim reads. A checker's request is a few hundred bytes.
+/// The most of a request shim keeps: its request line must fit. Headers beyond it are read
+/// and dropped (only the blank line that ends them matters), within the read deadline.
 const REQUEST_MAX: usize = 1024;
 /// A client must have sent its whole request this long after it connected.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -65,10 +66,15 @@ pub(crate) struct Woken {
 }
 
 impl Server {
-    /// Listen on `addr`; `probe` is `--health-probe`'s address.
-    pub fn open(addr: SocketAddr, probe: Option<SocketAddr>) -> Result<Server, Errno> {
+    /// Listen on `addr`; `probe` is `--health-probe`'s address; `place` moves the listener
+    /// where it must be (above fds 0-2).
+    pub fn open(
+        addr: SocketAddr,
+        probe: Option<SocketAddr>,
+        place: impl FnOnce(OwnedFd) -> Result<OwnedFd, Errno>,
+    ) -> Result<Server, Errno> {
         Ok(Server {
-            listener: socket::listen(addr)?,
+            listener: place(socket::listen(addr)?)?,
             probe,
             clients: Vec::with_capacity(MAX_CLIENTS),
             listener_ready: false,
@@ -134,6 +140,7 @@ impl Server {
         if !std::mem::take(&mut self.listener_ready) {
             return;
         }
+        let mut evicted = false;
         for _ in 0..ACCEPT_BATCH {
             match socket::accept(&self.listener) {
                 Ok(Some(conn)) if self.make_room() => {
@@ -147,6 +154,9 @@ impl Server {
                 // Every client is waiting on its probe: the newcomer is the one closed.
                 Ok(Some(excess)) => drop(excess),
                 Ok(None) => break,
+                // Out of fds: the oldest client waiting for its request makes room, once per
+                // round; with none, the listener rests.
+                Err(Errno::EMFILE | Errno::ENFILE) if !evicted && self.close_oldest() => evicted = true,
                 Err(_) => {
                     self.paused_until = Some(now.saturating_add(ACCEPT_PAUSE));
                     break;
@@ -158,9 +168,11 @@ impl Server {
     /// Whether a new client fits, after closing the oldest one still sending its request if
     /// need be. One waiting on its probe is kept: it is answered within the probe's timeout.
     fn make_room(&mut self) -> bool {
-        if self.clients.len() < MAX_CLIENTS {
-            return true;
-        }
+        self.clients.len() < MAX_CLIENTS || self.close_oldest()
+    }
+
+    /// Close the client that has waited longest for its request, if there is one.
+    fn close_oldest(&mut self) -> bool {
         let oldest = self.clients.iter().enumerate().filter(|(_, c)| c.probe.is_none()).min_by_key(|(_, c)| c.until);
         match oldest.map(|(i, _)| i) {
             Some(i) => {
@@ -190,7 +202,15 @@ impl Server {
         let head = match http::parse(&c.request[..c.len]) {
             Request::Complete { head } => head,
             Request::Partial if c.len < REQUEST_MAX => return Step::Waiting,
-            Request::Partial | Request::Bad => return Step::Answer(http::response(Answer::BadRequest, false)),
+            // Long headers (cookies, a checker's own): read on, keeping what matters.
+            Request::Partial => match http::compact(&mut c.request) {
+                Some(len) => {
+                    c.len = len;
+                    return Step::Waiting;
+                }
+                None => return Step::Answer(http::response(Answer::BadRequest, false)),
+            },
+            Request::Bad => return Step::Answer(http::response(Answer::BadRequest, false)),
         };
         // Draining needs no probe: the answer is 503 whatever the program does.
         let probed = match probe {
