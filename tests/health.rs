@@ -392,10 +392,12 @@ fn a_flood_and_a_slowloris_during_a_signal_storm_lose_nothing() {
     let rt = 37;
     // The orphans are made, and all exit at once, a second into the flood; their maker
     // ignores the storm's signal, which the whole group gets.
-    let program = format!("(trap '' {rt}; sleep 1; exec {probe} orphans 300) & exec {probe} signals TERM");
+    let program =
+        format!("(trap '' {rt}; echo trapped; sleep 1; exec {probe} orphans 300) & exec {probe} signals TERM");
     for mode in modes() {
         let (mut shim, addr) = start(mode, &[], &[], &["sh", "-c", &program]);
-        shim.expect("ready", secs(10.0));
+        // The storm starts only once the orphans' maker ignores it.
+        shim.expect_all(&["ready", "trapped"], secs(10.0));
         let fds_idle = fd_count(shim.pid);
         let stop = Arc::new(AtomicBool::new(false));
         let loris = slowloris(addr, 24, stop.clone());
