@@ -321,14 +321,10 @@ fn idle_with_a_health_port_shim_never_wakes() {
         let in_wait =
             || std::fs::read_to_string(format!("/proc/{}/syscall", shim.pid)).is_ok_and(|s| s.starts_with(&polling));
         wait_for(secs(5.0), || in_wait().then_some(())).expect("shim never settled in ppoll");
-        let switches = |pid| {
-            ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
-                .map(|f| status_field(pid, f).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
-        };
-        let before = switches(shim.pid);
+        let before = context_switches(shim.pid);
         // Measuring idleness takes watching it idle, after a check, whose client is gone.
         std::thread::sleep(secs(1.5));
-        assert_eq!(switches(shim.pid), before, "{mode:?}: shim woke up while idle");
+        assert_eq!(context_switches(shim.pid), before, "{mode:?}: shim woke up while idle");
         shim.signal(libc::SIGTERM);
         assert_eq!(shim.wait(secs(5.0)).0, 0);
     }

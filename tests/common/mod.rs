@@ -495,6 +495,12 @@ pub fn in_event_loop(pid: i32) -> bool {
     [libc::SYS_rt_sigtimedwait, libc::SYS_ppoll].iter().any(|n| syscall.starts_with(&format!("{n} ")))
 }
 
+/// `pid`'s voluntary and involuntary context switches so far: unchanged means it never woke.
+pub fn context_switches(pid: i32) -> [u64; 2] {
+    ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+        .map(|f| status_field(pid, f).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+}
+
 /// A field of /proc/PID/status, trimmed.
 pub fn status_field(pid: i32, field: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
