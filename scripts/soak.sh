@@ -10,9 +10,10 @@ set -euo pipefail
 minutes=${1:-15}
 cd "$(dirname "$0")/.."
 
-cargo build -q --release --target x86_64-unknown-linux-musl -p shim
+# The binary that ships.
+scripts/build.sh >/dev/null
 cargo build -q -p shim-testkit --target-dir target/testkit
-shim=$PWD/target/x86_64-unknown-linux-musl/release/shim
+shim=$PWD/target/shipped/$(uname -m)-unknown-linux-musl/release/shim
 probe=$PWD/target/testkit/debug/probe
 
 # The workload: a shell that ignores the signals it is sent and, in a loop, leaves orphans

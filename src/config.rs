@@ -7,11 +7,14 @@
 //! `-v` included), which general-purpose parsers get wrong or make costly in binary size.
 
 use std::ffi::{OsStr, OsString};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::duration;
 use crate::exit::SuccessExits;
+use crate::health::addr;
 use crate::signals::{Sig, SignalMap};
+use crate::user::UserSpec;
 
 /// Where forwarded signals go (`--forward-to`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,11 +38,19 @@ pub struct Config {
     pub success: SuccessExits,
     /// The signal shim asks for when its parent dies.
     pub pdeathsig: Option<Sig>,
+    /// Where shim answers health checks itself (`--health`).
+    pub health: Option<addr::Listen>,
+    /// What must also accept a TCP connection for a health check to be 200.
+    pub health_probe: Option<SocketAddr>,
+    /// Who the program and the pre-stop hook run as; `None`: as shim.
+    pub user: Option<UserSpec>,
     /// The program and its arguments; never empty.
     pub program: Vec<OsString>,
 }
 
 /// What the command line asks for.
+// Made once per run and moved once: boxing the config would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Run(Config),
@@ -144,7 +155,7 @@ struct Opt {
     kind: Kind,
 }
 
-const OPTIONS: [Opt; 10] = [
+const OPTIONS: [Opt; 13] = [
     Opt {
         long: "grace",
         short: Some('g'),
@@ -219,6 +230,33 @@ const OPTIONS: [Opt; 10] = [
         kind: Kind::Value { apply: |c, v| Sig::parse(v).map(|s| c.pdeathsig = Some(s)), repeatable: false },
     },
     Opt {
+        long: "health",
+        short: None,
+        value: "ADDR",
+        env: "SHIM_HEALTH",
+        default: "",
+        help: "HTTP 200 here, 503 once a stop begins",
+        kind: Kind::Value { apply: |c, v| addr::listen(v).map(|a| c.health = Some(a)), repeatable: false },
+    },
+    Opt {
+        long: "health-probe",
+        short: None,
+        value: "ADDR",
+        env: "SHIM_HEALTH_PROBE",
+        default: "",
+        help: "200 only while ADDR accepts TCP",
+        kind: Kind::Value { apply: |c, v| addr::probe(v).map(|a| c.health_probe = Some(a)), repeatable: false },
+    },
+    Opt {
+        long: "user",
+        short: Some('u'),
+        value: "USER[:GROUP]",
+        env: "SHIM_USER",
+        default: "",
+        help: "run PROGRAM and the hook as USER",
+        kind: Kind::Value { apply: |c, v| UserSpec::parse(v).map(|u| c.user = Some(u)), repeatable: false },
+    },
+    Opt {
         long: "verbose",
         short: Some('v'),
         value: "",
@@ -258,6 +296,9 @@ fn defaults() -> Config {
         map: SignalMap::default(),
         success: SuccessExits::default(),
         pdeathsig: None,
+        health: None,
+        health_probe: None,
+        user: None,
         program: Vec::new(),
     }
 }
@@ -338,6 +379,22 @@ where
         for one in values {
             apply(&mut config, one).map_err(|e| UsageError(format!("{}: {e}", option.env)))?;
         }
+    }
+    match (&config.health, config.health_probe) {
+        (None, Some(_)) => {
+            return Err(UsageError("--health-probe needs --health: the probe only shapes its answers".into()))
+        }
+        // A probe of the health port itself would always succeed.
+        (Some(listen), Some(probe))
+            if probe.port() == listen.at.port()
+                && (listen.at.ip().is_unspecified() || listen.at.ip() == probe.ip()) =>
+        {
+            return Err(UsageError(format!(
+                "--health-probe: port {} is the --health port itself; give the program's own port",
+                probe.port()
+            )))
+        }
+        _ => {}
     }
     config.verbosity = match verbosity {
         Some(v) => v,
@@ -579,7 +636,10 @@ mod tests {
     #[test]
     fn help_fits_one_screen_and_names_every_option() {
         let h = help();
-        assert!(h.lines().count() <= 24, "{} lines", h.lines().count());
+        // 24 rows until --user and the health endpoint's two options took one each: every
+        // other line says something no other does, and 28 still leave room for the prompt on
+        // a 30-row terminal.
+        assert!(h.lines().count() <= 28, "{} lines", h.lines().count());
         assert!(h.lines().all(|l| l.chars().count() <= 80), "a line is wider than a terminal:\n{h}");
         for o in &OPTIONS {
             assert!(h.contains(&format!("--{}", o.long)) && h.contains(o.env), "help lacks --{}", o.long);
@@ -611,6 +671,8 @@ mod tests {
             "TERM",
             "--pdeathsig",
             "KILL",
+            "-u",
+            "app:web",
             "p",
         ];
         let c = run(&args, &[]).unwrap();
@@ -620,6 +682,7 @@ mod tests {
         assert_eq!(c.map.apply(SIGHUP), None);
         assert_eq!(c.success.apply(ExitCode(143)), ExitCode(0));
         assert_eq!(c.pdeathsig, Some(SIGKILL));
+        assert_eq!(c.user, Some(UserSpec::parse("app:web").unwrap()));
 
         let env = [
             ("SHIM_STOP_DELAY", "5s"),
@@ -627,6 +690,7 @@ mod tests {
             ("SHIM_MAP_SIGNAL", "TERM:QUIT, HUP:0"),
             ("SHIM_SUCCESS_EXIT", "143,TERM"),
             ("SHIM_PDEATHSIG", "KILL"),
+            ("SHIM_USER", "app:web"),
         ];
         let e = run(&["p"], &env).unwrap();
         assert_eq!(e.stop_delay, c.stop_delay);
@@ -634,6 +698,8 @@ mod tests {
         assert_eq!(e.map, c.map);
         assert_eq!(e.success, c.success);
         assert_eq!(e.pdeathsig, c.pdeathsig);
+        assert_eq!(e.user, c.user);
+        assert_eq!(run(&["--user=1000", "p"], &env).unwrap().user, Some(UserSpec::parse("1000").unwrap()));
     }
 
     #[test]
@@ -652,6 +718,8 @@ mod tests {
         assert!(err(&["-p", "'unclosed", "p"], &[]).starts_with("--pre-stop: unclosed '"));
         assert!(err(&["--pdeathsig", "NOPE", "p"], &[]).starts_with("--pdeathsig: unknown signal"));
         assert!(err(&["--stop-delay=soon", "p"], &[]).starts_with("--stop-delay: invalid duration"));
+        assert_eq!(err(&["-u", "app:", "p"], &[]), "--user: 'app:' is not USER or USER:GROUP");
+        assert_eq!(err(&["p"], &[("SHIM_USER", "")]), "SHIM_USER: '' is not USER or USER:GROUP");
     }
 
     #[test]

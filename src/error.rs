@@ -7,7 +7,9 @@ use std::fmt;
 use nix::errno::Errno;
 
 use crate::exit::{self, ExitCode};
+use crate::health::addr::Listen;
 use crate::sys::SpawnError;
+use crate::user::UserSpec;
 
 #[derive(Debug)]
 pub struct Error {
@@ -25,6 +27,26 @@ impl Error {
     /// shim's own setup failed: `failed to <what>: <cause>`.
     pub fn setup(what: &str, errno: Errno) -> Error {
         Error { message: format!("failed to {what}: {}", errno.desc()), code: exit::FAILED }
+    }
+
+    /// `--health`'s address could not be listened on.
+    pub fn health(addr: &Listen, errno: Errno) -> Error {
+        let hint = match errno {
+            Errno::EADDRINUSE => "; something else listens there: choose another --health port",
+            Errno::EACCES => "; ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a higher one",
+            Errno::EADDRNOTAVAIL => "; no interface here has that address: use :PORT for all of them",
+            _ => "",
+        };
+        Error {
+            message: format!("failed to listen for health checks on {addr}: {}{hint}", errno.desc()),
+            code: exit::FAILED,
+        }
+    }
+
+    /// `--user` names someone the image's account files do not have, or they cannot be read:
+    /// found before anything runs.
+    pub fn user(spec: &UserSpec, why: &str) -> Error {
+        Error { message: format!("failed to run as '{spec}': {why}"), code: exit::FAILED }
     }
 
     /// The program could not be started.
@@ -58,6 +80,16 @@ impl Error {
                 message: format!("failed to start '{name}': the child could not {what}: {}", errno.desc()),
                 code: exit::FAILED,
             },
+            SpawnError::SwitchUser { what, errno } => {
+                let hint = match errno {
+                    Errno::EPERM => "; --user needs shim to run as root, with CAP_SETUID and CAP_SETGID",
+                    _ => "",
+                };
+                Error {
+                    message: format!("failed to start '{name}': the child could not {what}: {}{hint}", errno.desc()),
+                    code: exit::FAILED,
+                }
+            }
             SpawnError::Exec { errno, interpreter } => {
                 let code = exec_failure_code(errno);
                 let reason = match errno {
@@ -126,6 +158,15 @@ mod tests {
         let e = Error::spawn(OsStr::new("srv"), SpawnError::Setup { what: "fork", errno: Errno::EAGAIN });
         assert!(
             e.message.starts_with("failed to start 'srv': fork: ") && e.message.contains("raise the limit"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.code, exit::FAILED);
+        let e =
+            Error::spawn(OsStr::new("srv"), SpawnError::SwitchUser { what: "set its user id", errno: Errno::EPERM });
+        assert!(e.message.starts_with("failed to start 'srv': the child could not set its user id: "), "{}", e.message);
+        assert!(
+            e.message.ends_with("--user needs shim to run as root, with CAP_SETUID and CAP_SETGID"),
             "{}",
             e.message
         );

@@ -1,11 +1,13 @@
 //! shim: a tiny PID 1 for containers.
 //!
 //! The layout is the design: [`config`] turns the command line and environment into a
-//! [`config::Config`]; [`machine`] holds every decision as a pure state machine; `sys` is
-//! the thin layer that calls the kernel; `supervisor` runs the loop that connects them; the
-//! binary's `main` only wires parse, run and exit, taking what the process was started with
-//! (arguments, environment, standard descriptors) from `sys::start`. docs/contract.md is what
-//! it all promises.
+//! [`config::Config`], and [`user`] resolves its `--user` against the image's account files;
+//! [`machine`] holds every decision as a pure state machine; `sys` is the thin layer that
+//! calls the kernel; [`health`] is the `--health` endpoint (its socket calls in
+//! `health::socket`); `supervisor` runs the loop that connects them; the binary's `main` only
+//! wires parse, run and exit, taking what the process was started with (arguments,
+//! environment, standard descriptors) from `sys::start`. docs/contract.md is what it all
+//! promises.
 //!
 //! Where each kind of change goes:
 //! - a new option: one row of `config::OPTIONS` (name, variable, default, help line, how its
@@ -14,7 +16,8 @@
 //!   and a property in tests/properties.rs if it is an invariant;
 //! - a peer's command line (shim called as tini or dumb-init): `persona`, which turns it into
 //!   shim's own;
-//! - a new syscall: `sys`, as a safe function that reports what the kernel said;
+//! - a new syscall: `sys` (a socket call of the health endpoint's: `health::socket`), as a
+//!   safe function that reports what the kernel said;
 //! - new wiring between the two (a new event or action): `supervisor`;
 //! - a new promise: docs/contract.md first, then a test in tests/ with the real binary.
 
@@ -24,6 +27,7 @@ pub mod error;
 pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod log;
 pub mod machine;
 pub mod persona;
@@ -31,6 +35,7 @@ pub mod proctree;
 pub mod signals;
 mod supervisor;
 mod sys;
+pub mod user;
 
 pub use sys::arena::Arena;
 pub use sys::start::{args, exit_process, open_standard_fds, Args, Environment};

@@ -1,10 +1,12 @@
 //! One supervision from spawn to exit: the loop that waits in the kernel for a signal or the
-//! next deadline, turns what the kernel says into [`Event`]s, feeds them to the [`Machine`],
-//! and carries out its [`Action`]s through [`sys`]. It decides nothing itself: it gathers
-//! facts, dispatches, and writes the log lines that say what was done.
+//! next deadline (and, with `--health`, a health check), turns what the kernel says into
+//! [`Event`]s, feeds them to the [`Machine`], carries out its [`Action`]s through [`sys`],
+//! and hands the health endpoint the machine's [`Health`]. It decides nothing itself: it
+//! gathers facts, dispatches, and writes the log lines that say what was done.
 
 use std::ffi::{OsStr, OsString};
 use std::ops::ControlFlow;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::unistd::Pid;
@@ -13,11 +15,13 @@ use crate::config::Config;
 use crate::duration;
 use crate::error::Error;
 use crate::exit::{ExitCode, Status};
+use crate::health::{Health, Server};
 use crate::log::{self, Words};
 use crate::machine::{Action, Dropped, Event, Holder, Left, Machine, Policy, Target, Tty, Why};
 use crate::signals::{Origin, Sig, SIGCHLD, SIGCONT, SIGKILL};
 use crate::sys::clock::Clock;
 use crate::sys::{self, Known, Remaining, Sent, Wait};
+use crate::user::{self, Identity, UserSpec};
 use crate::{info, warn};
 
 /// What the loop knows besides the machine's state.
@@ -32,11 +36,55 @@ struct Run<'a> {
     hook: Option<Pid>,
     /// The key watch while the main child runs, if the program was given the terminal.
     watch: Option<Pid>,
+    /// Who the program and the hook run as (`--user`), resolved before the first fork.
+    user: Option<Identity>,
+}
+
+/// The health endpoint, and what the loop's wait needs for it.
+struct Endpoint {
+    server: Server,
+    /// Readable while a signal is pending: one wait covers signals and sockets.
+    signals: OwnedFd,
+    /// The answer last logged.
+    told: Health,
+}
+
+impl Endpoint {
+    /// Listen on `--health`'s address before anything starts, so that an address that cannot
+    /// be had keeps the program from starting.
+    fn open(config: &Config) -> Result<Option<Endpoint>, Error> {
+        let Some(listen) = &config.health else { return Ok(None) };
+        let server =
+            Server::open(listen.at, config.health_probe, sys::above_stdio).map_err(|e| Error::health(listen, e))?;
+        let signals = sys::signal_fd()
+            .and_then(sys::above_stdio)
+            .map_err(|e| Error::setup("create a signalfd for the health endpoint", e))?;
+        Ok(Some(Endpoint { server, signals, told: Health::Serving }))
+    }
+
+    fn fds(&self) -> [i32; 2] {
+        [self.server.fd(), self.signals.as_raw_fd()]
+    }
+}
+
+/// Sleep in the kernel until a signal, the machine's next deadline `due`, or (with the
+/// endpoint) a health check's socket; take the signal if there is one.
+/// The clock is read only when there is a deadline or an endpoint to time.
+fn wait(endpoint: Option<&mut Endpoint>, due: Option<Duration>, clock: &Clock) -> Result<Wait, nix::errno::Errno> {
+    let Some(e) = endpoint else { return sys::wait_signal(due.map(|due| due.saturating_sub(clock.elapsed()))) };
+    if e.server.wait(&e.signals, due, clock.elapsed())?.signal {
+        sys::wait_signal(Some(Duration::ZERO))
+    } else {
+        Ok(Wait::Nothing)
+    }
 }
 
 /// Run `config.program` under supervision and return the code shim should exit with.
 pub fn run(config: &Config) -> Result<ExitCode, Error> {
     let clock = Clock::start();
+    // First, so that a name the image does not know stops everything before it starts.
+    let user = config.user.as_ref().map(identity).transpose()?;
+    let mut endpoint = Endpoint::open(config)?;
     let pid1 = sys::pid() == 1;
     if !pid1 {
         if let Err(e) = sys::become_subreaper() {
@@ -48,7 +96,7 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     }
     let tty = if sys::stdin_is_terminal() { Tty::Present } else { Tty::Absent };
     let foreground = tty == Tty::Present && sys::shim_holds_terminal();
-    let child = match sys::spawn(&config.program, foreground) {
+    let child = match sys::spawn(&config.program, foreground, user.as_ref()) {
         Ok(pid) => pid,
         Err(e) => {
             if foreground {
@@ -61,7 +109,7 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     };
     // The program's group holds the terminal now, so the keys' signals go there, not here.
     let watch = if foreground {
-        sys::spawn_key_watch(child)
+        sys::spawn_key_watch(child, &endpoint.as_ref().map(Endpoint::fds).unwrap_or([-1; 2]))
             .map_err(|e| warn!("could not start the key watch ({}): a second Ctrl-C will not force the stop", e.desc()))
             .ok()
     } else {
@@ -69,17 +117,24 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
     };
     // Only a log line reads `spawned`: unless it is shown, no second clock reading.
     let spawned = if log::enabled(1) { clock.elapsed() } else { Duration::ZERO };
-    let mut run = Run { config, child, pid1, clock, spawned, hook: None, watch };
     info!(
         1,
-        "started {} as pid {child} in process group {child}{}{}",
+        "started {} as pid {child} in process group {child}{}{}{}",
         Words(&config.program),
         if pid1 { ", as PID 1" } else { ", as subreaper" },
         if foreground { ", in the terminal's foreground" } else { "" },
+        user.as_ref().map(|u| format!(", as uid {} gid {}", u.uid, u.gid)).unwrap_or_default(),
     );
+    let mut run = Run { config, child, pid1, clock, spawned, hook: None, watch, user };
+
+    if let (Some(e), Some(listen)) = (&endpoint, &config.health) {
+        let port = e.server.port().unwrap_or(listen.at.port());
+        info!(1, "answering health checks on {}", listen.shown(port));
+    }
 
     // The program has its own copies of inherited fds and of the working directory.
-    if let Err(e) = sys::close_inherited_fds() {
+    let keep = endpoint.as_ref().map(Endpoint::fds).unwrap_or([-1; 2]);
+    if let Err(e) = sys::close_inherited_fds(&keep) {
         warn!("could not close inherited file descriptors: {}", e.desc());
     }
     if let Err(e) = sys::leave_working_directory() {
@@ -88,12 +143,42 @@ pub fn run(config: &Config) -> Result<ExitCode, Error> {
 
     let mut machine = Machine::new(Policy::from_config(config, pid1, tty));
     loop {
-        let timeout = machine.deadline().map(|due| due.saturating_sub(run.clock.elapsed()));
-        let woken = sys::wait_signal(timeout).map_err(|e| Error::setup("wait for signals", e))?;
-        if let ControlFlow::Break(code) = run.on_wake(&mut machine, woken) {
-            return Ok(code);
+        let mut woken =
+            wait(endpoint.as_mut(), machine.deadline(), &run.clock).map_err(|e| Error::setup("wait for signals", e))?;
+        loop {
+            let signal = matches!(woken, Wait::Signal(_));
+            if let ControlFlow::Break(code) = run.on_wake(&mut machine, woken) {
+                return Ok(code);
+            }
+            // With sockets to serve, every pending signal is taken before any of them: a
+            // signal waits for one bounded round of socket work at most.
+            if endpoint.is_none() || !signal {
+                break;
+            }
+            woken = sys::wait_signal(Some(Duration::ZERO)).map_err(|e| Error::setup("wait for signals", e))?;
+            if matches!(woken, Wait::Nothing) {
+                break;
+            }
+        }
+        // Signals first, then health checks: one that came with a stop signal is answered
+        // as the machine stands after it.
+        if let Some(e) = endpoint.as_mut() {
+            let health = machine.health();
+            if health != e.told {
+                info!(1, "health checks are answered 503 draining from now");
+                e.told = health;
+            }
+            e.server.serve(health, run.clock.elapsed());
         }
     }
+}
+
+/// `--user` resolved against the image's account files.
+fn identity(spec: &UserSpec) -> Result<Identity, Error> {
+    let read = |path| sys::read_if_present(path).map_err(|e| Error::user(spec, &format!("{path}: {}", e.desc())));
+    let (passwd, group) = (read(user::PASSWD)?, read(user::GROUP)?);
+    let files = user::Files { passwd: passwd.as_deref(), group: group.as_deref() };
+    user::resolve(spec, files, sys::gid()).map_err(|why| Error::user(spec, &why))
 }
 
 /// What carrying out an action leads to.
@@ -241,7 +326,7 @@ impl Run<'_> {
             }
             Action::StartHook => {
                 let hook: Vec<OsString> = self.config.pre_stop.iter().map(OsString::from).collect();
-                match sys::spawn(&hook, false) {
+                match sys::spawn(&hook, false, self.user.as_ref()) {
                     Ok(pid) => {
                         info!(1, "pre-stop hook {} started as pid {pid}", Words(&hook));
                         self.hook = Some(pid);

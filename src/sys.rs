@@ -1,11 +1,13 @@
-//! The thin layer that calls the kernel: signal mask and waiting, spawning the program,
-//! reaping, sending signals, the terminal, fds, and reading `/proc`. It decides nothing that
-//! the state machine could; it reports what the kernel said, and logs nothing. The only
-//! module with `unsafe`.
+//! The thin layer that calls the kernel: signal mask and waiting, spawning the program (as
+//! `--user`, if given), reaping, sending signals, the terminal, fds, and reading `/proc` and
+//! the account files. It decides nothing that the state machine could; it reports what the
+//! kernel said, and logs nothing. With the health endpoint's socket calls, the only module
+//! with `unsafe`.
 //!
 //! Private to the crate, and sound only in a single-threaded process that owns no fd at or
-//! above 3 (`fork`, closing inherited fds): the crate's one public way in, [`crate::supervise`],
-//! states that as its safety contract.
+//! above 3 but those shim opens itself, which it names when it closes the rest (`fork`,
+//! closing inherited fds): the crate's one public way in, [`crate::supervise`], states that
+//! as its safety contract.
 //!
 //! Where nix is not used, the reason is given: mostly real-time signal numbers (nix's `Signal`
 //! enum has none) and the libc wrappers that silently refuse the signals libc reserves for
@@ -26,6 +28,7 @@ use nix::unistd::{self, ForkResult, Pid};
 use crate::exit::Status;
 use crate::proctree;
 use crate::signals::{Received, Sig};
+use crate::user::Identity;
 
 pub mod arena;
 pub mod clock;
@@ -140,6 +143,39 @@ fn take_signal(timeout: Option<&libc::timespec>) -> (libc::c_long, libc::siginfo
     (rc, info)
 }
 
+/// A signalfd for every catchable signal: readable while one is pending, so that one
+/// ppoll(2) can wait for signals and sockets at once. It is only ever polled, never read:
+/// signals are still taken with [`wait_signal`], the same way with or without it.
+pub fn signal_fd() -> Result<OwnedFd, Errno> {
+    // SAFETY: the mask is a valid u64 of KERNEL_SIGSET_SIZE bytes; -1 asks for a new fd.
+    // The raw syscall, for the same reason as in take_signal.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &ALL_CATCHABLE as *const u64,
+            KERNEL_SIGSET_SIZE,
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        )
+    };
+    let fd = i32::try_from(Errno::result(fd)?).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel just made this fd, and nothing else owns it.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// `fd` itself if it is 3 or above, else a close-on-exec copy that is: started with 0, 1 or 2
+/// closed, shim would otherwise take one of them for its own, and its log lines (to 2) would
+/// go into a socket.
+pub fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, Errno> {
+    if fd.as_raw_fd() >= 3 {
+        return Ok(fd);
+    }
+    let copy = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // SAFETY: fcntl just made this fd, and nothing else owns it; the original is closed when
+    // `fd` drops.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(copy) })
+}
+
 /// What waiting for a signal gave.
 #[derive(Debug)]
 pub enum Wait {
@@ -217,6 +253,8 @@ pub enum SpawnError {
     Exec { errno: Errno, interpreter: Option<OsString> },
     /// The child could not set itself up before exec.
     ChildSetup { what: &'static str, errno: Errno },
+    /// The child could not become the `--user` it was given; it ran nothing.
+    SwitchUser { what: &'static str, errno: Errno },
     /// The child's report ended after `got` of its bytes: it died while reporting a failure.
     CutReport { got: usize },
 }
@@ -229,6 +267,9 @@ enum Step {
     Exec = 0,
     Group = 1,
     Mask = 2,
+    SupplementaryGroups = 3,
+    Gid = 4,
+    Uid = 5,
 }
 
 /// The report's size: the step, then the errno as a native-endian i32.
@@ -266,6 +307,18 @@ struct Prepared {
     given_path: bool,
     /// For a name without one, the paths found in PATH, in its order.
     searched: Vec<CString>,
+    /// Who the child becomes before exec, if anyone.
+    user: Option<Switch>,
+    /// The environment with `HOME` added, when `--user` must add it; else `environ` as it is.
+    envp: Option<Vec<*const libc::c_char>>,
+    _home: Option<CString>,
+}
+
+/// `--user`'s ids as the raw calls take them.
+struct Switch {
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Vec<libc::gid_t>,
 }
 
 impl Prepared {
@@ -277,7 +330,8 @@ impl Prepared {
 }
 
 // The process environment as libc keeps it. shim never changes its own environment, so
-// this is the caller's, and the child passes it to execve as it is: nothing to copy.
+// this is the caller's, and the child passes it to execve as it is (with `HOME` added when
+// `--user` must add it): nothing to copy.
 extern "C" {
     static environ: *const *const libc::c_char;
 }
@@ -285,7 +339,7 @@ extern "C" {
 /// The default PATH when none is set, as musl's execvp uses.
 const DEFAULT_PATH: &[u8] = b"/usr/local/bin:/bin:/usr/bin";
 
-fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
+fn prepare(program: &[OsString], user: Option<&Identity>) -> Result<Prepared, SpawnError> {
     let name = program.first().ok_or(SpawnError::BadArgument)?.as_bytes();
     let mut strings = Vec::with_capacity(program.iter().map(|w| w.len() + 1).sum());
     for word in program {
@@ -326,7 +380,36 @@ fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
             }
         }
     }
-    Ok(Prepared { strings, argv_ptrs, given_path, searched })
+    let switch = user.map(|u| Switch { uid: u.uid, gid: u.gid, groups: u.groups.clone() });
+    // HOME is the user's unless the caller set one, as gosu does: unset and empty alike.
+    let home = match user {
+        Some(u) if start::env_var("HOME").is_none_or(|h| h.is_empty()) => {
+            Some(CString::new([b"HOME=", &u.home[..]].concat()).map_err(|_| SpawnError::BadArgument)?)
+        }
+        _ => None,
+    };
+    let envp = home.as_ref().map(environ_with);
+    Ok(Prepared { strings, argv_ptrs, given_path, searched, user: switch, envp, _home: home })
+}
+
+/// `environ`'s entries, an empty `HOME=` among them left out, then `extra`, NULL-terminated.
+/// The strings stay libc's: shim never changes its environment, so they live until exec.
+fn environ_with(extra: &CString) -> Vec<*const libc::c_char> {
+    let mut ptrs = Vec::new();
+    // SAFETY: environ is libc's NULL-terminated array of NUL-terminated strings, unchanged
+    // since start and read by this single thread only; a NULL environ is read as empty.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            if std::ffi::CStr::from_ptr(*entry).to_bytes() != b"HOME=" {
+                ptrs.push(*entry);
+            }
+            entry = entry.add(1);
+        }
+    }
+    ptrs.push(extra.as_ptr());
+    ptrs.push(std::ptr::null());
+    ptrs
 }
 
 /// Start the program in a new process group of its own, with an empty signal mask, and
@@ -341,8 +424,8 @@ fn prepare(program: &[OsString]) -> Result<Prepared, SpawnError> {
 /// wrote would take a copy-on-write fault: in a VM a page fault costs more than a dozen
 /// syscalls, and a fork cost shim about ten of them. Waiting for the exec also means that
 /// shim knows at once whether there is a report to read, and that the child's group exists.
-pub fn spawn(program: &[OsString], foreground: bool) -> Result<Pid, SpawnError> {
-    let prepared = prepare(program)?;
+pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) -> Result<Pid, SpawnError> {
+    let prepared = prepare(program, user)?;
     let (read_end, write_end) =
         unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Setup { what: "create a pipe", errno })?;
     let child_args =
@@ -371,6 +454,11 @@ pub fn spawn(program: &[OsString], foreground: bool) -> Result<Pid, SpawnError> 
         Ok(Report::Failed { step, errno }) => Err(match step {
             s if s == Step::Group as u8 => SpawnError::ChildSetup { what: "make its process group", errno },
             s if s == Step::Mask as u8 => SpawnError::ChildSetup { what: "clear its signal mask", errno },
+            s if s == Step::SupplementaryGroups as u8 => {
+                SpawnError::SwitchUser { what: "set its supplementary groups", errno }
+            }
+            s if s == Step::Gid as u8 => SpawnError::SwitchUser { what: "set its group id", errno },
+            s if s == Step::Uid as u8 => SpawnError::SwitchUser { what: "set its user id", errno },
             _ => SpawnError::Exec { errno, interpreter: missing_interpreter(&prepared, errno) },
         }),
     }
@@ -514,6 +602,14 @@ fn exec_child(args: &ChildArgs<'_>) -> ! {
         // SAFETY: tcsetpgrp takes an fd and a pid, no pointers.
         unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid()) };
     }
+    if let Some(user) = &p.user {
+        switch_user(user, report);
+    }
+    let envp = match &p.envp {
+        Some(with_home) => with_home.as_ptr(),
+        // SAFETY: reads the pointer libc keeps, unchanged since start, in this single thread.
+        None => unsafe { environ },
+    };
     let mut errno = Errno::ENOENT;
     let mut denied = false;
     for path in p.paths() {
@@ -525,10 +621,10 @@ fn exec_child(args: &ChildArgs<'_>) -> ! {
         if masked != Errno::UnknownErrno {
             report_and_exit(report, Step::Mask, masked);
         }
-        // SAFETY: path and argv are NUL-terminated strings in a NULL-terminated array that
-        // live until exec replaces this process; environ is libc's own, unchanged since start
-        // and read by this single thread only.
-        unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), environ) };
+        // SAFETY: path, argv and envp are NUL-terminated strings in NULL-terminated arrays
+        // that live until exec replaces this process (environ's are libc's, unchanged since
+        // start).
+        unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), envp) };
         errno = Errno::last();
         // Blocking can only fail for a bad argument, and this one is a constant.
         let _ = set_mask(&ALL_CATCHABLE);
@@ -545,14 +641,56 @@ fn exec_child(args: &ChildArgs<'_>) -> ! {
     report_and_exit(report, Step::Exec, errno)
 }
 
+/// Become `--user`, or report which step failed and exit: a child that could not switch
+/// must never run the program as root. Last before exec, once the group and the terminal are
+/// set, and with every signal still blocked, so nothing can kill the child before it reports.
+/// Groups, then the gid, then the uid: setuid away from root drops every capability (and
+/// with them the right to the other two calls), and as root it sets the real, effective and
+/// saved uid alike, so there is no way back (setuid(2), capabilities(7)).
+fn switch_user(user: &Switch, report: &ChildArgs<'_>) {
+    // The raw syscalls, not the C library's wrappers: those make every thread of the process
+    // change ids together, through locks and signals in memory this child shares with shim,
+    // while the kernel's calls change the calling task alone, which is what a child about to
+    // exec wants. None of them allocates, and `groups` was made before the clone.
+    // SAFETY: setgroups reads `groups.len()` gids from a live Vec.
+    let rc = unsafe { libc::syscall(libc::SYS_setgroups, user.groups.len(), user.groups.as_ptr()) };
+    if rc != 0 {
+        report_and_exit(report, Step::SupplementaryGroups, Errno::last());
+    }
+    // SAFETY: setgid and setuid take plain numbers.
+    if unsafe { libc::syscall(libc::SYS_setgid, user.gid) } != 0 {
+        report_and_exit(report, Step::Gid, Errno::last());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::syscall(libc::SYS_setuid, user.uid) } != 0 {
+        report_and_exit(report, Step::Uid, Errno::last());
+    }
+}
+
+/// A file's bytes, or `None` if there is no such file (the account files of a `FROM scratch`
+/// image).
+pub fn read_if_present(path: &str) -> Result<Option<Vec<u8>>, Errno> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
+        Err(e) => Err(io_errno(e)),
+    }
+}
+
+/// shim's real gid, which a `--user` uid with no passwd entry keeps.
+pub fn gid() -> u32 {
+    unistd::getgid().as_raw()
+}
+
 /// Start the key watch: a process in the program's group `group`, so that the terminal's
 /// signals reach it along with the program, which passes each one a key sent (SIGINT,
 /// SIGQUIT) on to shim. With the program's group in the terminal's foreground, shim's own
 /// group gets none of them, and a second Ctrl-C could never reach shim to force the stop.
-pub fn spawn_key_watch(group: Pid) -> Result<Pid, Errno> {
+pub fn spawn_key_watch(group: Pid, shims: &[i32]) -> Result<Pid, Errno> {
     let shim = pid();
     // SAFETY: single-threaded (the module's contract), and the child
-    // calls only async-signal-safe functions (prctl, getppid, setpgid, rt_sigtimedwait, kill).
+    // calls only async-signal-safe functions (prctl, getppid, setpgid, close_range, close,
+    // rt_sigtimedwait, kill).
     match unsafe { unistd::fork() }? {
         ForkResult::Parent { child } => {
             // Join it to the group from this side too, as spawn does for the program: a key
@@ -562,17 +700,26 @@ pub fn spawn_key_watch(group: Pid) -> Result<Pid, Errno> {
             let _ = unistd::setpgid(child, group);
             Ok(child)
         }
-        ForkResult::Child => watch_keys(group, shim),
+        ForkResult::Child => watch_keys(group, shim, shims),
     }
 }
 
-fn watch_keys(group: Pid, shim: libc::pid_t) -> ! {
-    // SAFETY: prctl, getppid and setpgid take integers. Gone with shim, whatever happens to
-    // it; and nothing to watch if the program's group is gone already.
+/// `shims`: fds of shim's own (the health endpoint's) for the watch to close, where
+/// close_range(2) (Linux 5.9) is missing.
+fn watch_keys(group: Pid, shim: libc::pid_t, shims: &[i32]) -> ! {
+    // SAFETY: prctl, getppid, setpgid, close_range and close take integers; the fds closed
+    // are this process's copies. Gone with shim, whatever happens to it; and nothing to watch
+    // if the program's group is gone already.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
         if libc::getppid() != shim || libc::setpgid(0, group.as_raw()) != 0 {
             libc::_exit(0);
+        }
+        // shim's own fds (the health endpoint's sockets) are not this process's to hold.
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            for &fd in shims.iter().filter(|&&fd| fd >= 3) {
+                libc::close(fd);
+            }
         }
     }
     // The mask is shim's, everything blocked: nothing the group gets can stop or kill this
@@ -817,21 +964,31 @@ pub fn stop_self() -> Result<(), Errno> {
     nix::sys::signal::kill(unistd::getpid(), Signal::SIGSTOP)
 }
 
-/// Close every fd from 3 up that shim inherited: the program has its own copies, and shim
-/// must not keep a socket alive that the program closed. close_range(2), or /proc/self/fd on
-/// kernels before 5.9.
-pub fn close_inherited_fds() -> Result<(), Errno> {
-    // SAFETY: close_range takes integers; nothing in the process owns an fd at or above 3
-    // (the module's contract).
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    if rc == 0 {
+/// Close every fd from 3 up that shim inherited, but those in `keep` (shim's own, opened
+/// before the spawn): the program has its own copies, and shim must not keep a socket alive
+/// that the program closed. close_range(2), or /proc/self/fd on kernels before 5.9.
+pub fn close_inherited_fds(keep: &[i32]) -> Result<(), Errno> {
+    let close_range = |from: u32, to: u32| {
+        // SAFETY: close_range takes integers; nothing in the process owns an fd at or above 3
+        // but those in `keep` (the module's contract), which no range covers.
+        from > to || unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) } == 0
+    };
+    // The gaps between the fds kept, lowest first; `keep` is at most a few fds, so finding
+    // the next one each time costs less than a sort (in code size too).
+    let mut from: u32 = 3;
+    let mut closed = true;
+    while let Some(fd) = keep.iter().filter_map(|&fd| u32::try_from(fd).ok()).filter(|&fd| fd >= from).min() {
+        closed &= close_range(from, fd - 1);
+        from = fd + 1;
+    }
+    if closed && close_range(from, u32::MAX) {
         return Ok(());
     }
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
         .map_err(io_errno)?
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd >= 3)
+        .filter(|fd| *fd >= 3 && !keep.contains(fd))
         .collect();
     for fd in fds {
         // SAFETY: closing an integer fd; the directory handle used to list them is closed

@@ -95,7 +95,7 @@ fn docker_end_to_end() {
     }
     let bins = static_binaries();
     let images = Images::new(&Engine::docker());
-    images.build_base(&bins);
+    images.build_standard_base(&bins);
     let base = images.name("base");
     for (form, _, cmd, _) in FORMS {
         images.build(&format!("{form}-plain"), &format!("FROM {base}\n{cmd}\n"), None);

@@ -379,7 +379,7 @@ fn podman_rows(bins: &Path) -> Vec<Row> {
 /// The base, and an image per form on it; nothing in them says ENTRYPOINT: the engine adds
 /// the init.
 fn build_images(images: &Images, bins: &Path) {
-    images.build_base(bins);
+    images.build_standard_base(bins);
     let base = images.name("base");
     for (form, _, cmd, _) in FORMS {
         images.build(form, &format!("FROM {base}\n{cmd}\n"), None);

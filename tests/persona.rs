@@ -263,3 +263,23 @@ fn version_help_and_license_are_shims_where_the_peer_prints_them() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_LICENSE")));
 }
+
+/// Neither peer has an option for a user, so an image that moves from `tini -- gosu app ...`
+/// to shim under tini's name sets SHIM_USER, which applies as every SHIM_* variable does.
+#[test]
+fn shim_user_applies_under_the_peers_names() {
+    if !root_available() {
+        return;
+    }
+    let nobody = output_within(Command::new("id").arg("nobody"), secs(10.0));
+    assert!(nobody.status.success(), "this machine has no user nobody");
+    let want = String::from_utf8_lossy(&nobody.stdout).trim().to_string();
+    for (name, args) in [("tini", &["--", "id"][..]), ("dumb-init", &["id"][..])] {
+        let peer = Installed::new(name);
+        for mode in modes() {
+            let mut shim = peer.start(mode, args, &[("SHIM_USER", "nobody")]);
+            assert_eq!(shim.wait(secs(10.0)).0, 0, "{mode:?} {name}: {}", shim.stderr());
+            assert_eq!(shim.rest_of_output(secs(5.0)), [want.as_str()], "{mode:?} {name}");
+        }
+    }
+}

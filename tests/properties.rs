@@ -9,7 +9,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 use shim::config::ForwardTo;
 use shim::exit::{ExitCode, Status, SuccessExits};
-use shim::machine::{Action, Dropped, Event, Holder, Hook, JobControl, Left, Machine, Policy, Target, Tty, Why};
+use shim::machine::{
+    Action, Dropped, Event, Health, Holder, Hook, JobControl, Left, Machine, Policy, Target, Tty, Why,
+};
 use shim::signals::{Origin, Sig, SignalMap};
 
 fn sig(n: i32) -> Sig {
@@ -125,6 +127,7 @@ fn check(setup: &Setup, steps: &[(u64, Step)]) -> Result<(), TestCaseError> {
     let grace = p.grace;
     let mut m = Machine::new(p.clone());
     let mut w = World { now: Duration::ZERO, main: None, released: None, killed: false, exited: None };
+    let mut was_draining = false;
 
     for (dt, step) in steps {
         w.now += Duration::from_millis(*dt);
@@ -218,6 +221,15 @@ fn check(setup: &Setup, steps: &[(u64, Step)]) -> Result<(), TestCaseError> {
                 _ => {}
             }
         }
+        // Health: 200 exactly while no stop has begun and the program runs; once 503, never
+        // back, and 503 before any stop signal is sent.
+        let draining = m.stopping().is_some() || w.main.is_some();
+        prop_assert_eq!(m.health(), if draining { Health::Draining } else { Health::Serving });
+        prop_assert!(!(was_draining && m.health() == Health::Serving), "health went back to 200");
+        if w.released.is_some() {
+            prop_assert_eq!(m.health(), Health::Draining, "a stop signal went out while still 200");
+        }
+        was_draining = m.health() == Health::Draining;
         // Once the stop signal went out, the deadline is the grace period after it, until
         // the kill.
         if let (Some(released), false, None) = (w.released, w.killed, w.exited) {

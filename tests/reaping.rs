@@ -41,14 +41,10 @@ fn idle_shim_never_wakes() {
         let mut shim = Shim::start(mode, &[&probe, "signals", "TERM"]);
         shim.expect("ready", secs(5.0));
         wait_for(secs(5.0), || in_event_loop(shim.pid).then_some(())).expect("shim never settled");
-        let switches = |pid| {
-            ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
-                .map(|f| status_field(pid, f).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
-        };
-        let before = switches(shim.pid);
+        let before = context_switches(shim.pid);
         // Measuring idleness takes watching it idle.
         std::thread::sleep(secs(1.5));
-        assert_eq!(switches(shim.pid), before, "{mode:?}: shim woke up while idle");
+        assert_eq!(context_switches(shim.pid), before, "{mode:?}: shim woke up while idle");
         shim.signal(libc::SIGTERM);
         assert_eq!(shim.wait(secs(5.0)).0, 0);
     }

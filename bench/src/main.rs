@@ -94,7 +94,7 @@ fn method(b: &Bench) -> Vec<String> {
         "CPU: the init's own time (not its children's), from /proc/PID/schedstat in ns, read while it sleeps."
             .to_string(),
         format!(
-            "shim is built by the suite as it ships, by scripts/build-tiny.sh; `shim-stable` is the stable release \
+            "shim is built by the suite as it ships, by scripts/build.sh; `shim-stable` is the stable release \
              build (`cargo build --release --target {} -p shim`, into target/bench-build), measured beside it. Neither \
              is a peer. The peers are the installed binaries. One static bench child serves every init and the floor, \
              so its cost cancels out.",

@@ -1,5 +1,5 @@
-//! Build what is measured: shim's small static binary as `scripts/build-tiny.sh` makes it (the
-//! one that ships) and its stable release build beside it, the bench child, and the floor's
+//! Build what is measured: shim's binary as `scripts/build.sh` makes it (the one that
+//! ships) and its stable release build beside it, the bench child, and the floor's
 //! minimal init (C, static with musl). The cargo builds go to a target directory of their own
 //! so this never waits on the lock of a `cargo build` or `cargo test` running in the main one.
 
@@ -48,36 +48,38 @@ pub fn build(root: &Path) -> Result<Built> {
     let out = target_dir.join(TARGET).join("release");
     let minimal_init = build_minimal_init(root, &target_dir)?;
     let stable = out.join("shim");
-    let (shim, shim_build, shim_stable) = match build_tiny(root) {
-        Ok(tiny) => (tiny, format!("`{TINY_SCRIPT}` (nightly, std rebuilt, panics abort at once)"), Some(stable)),
+    let (shim, shim_build, shim_stable) = match build_shipped(root) {
+        Ok(shipped) => {
+            (shipped, format!("`{SHIPPED_SCRIPT}` (nightly, std rebuilt, panics abort at once)"), Some(stable))
+        }
         Err(e) => {
             eprintln!("shim-bench: measuring the stable build only: {e}");
-            (stable, format!("`cargo build --release` (stable; `{TINY_SCRIPT}` failed here: {e})"), None)
+            (stable, format!("`cargo build --release` (stable; `{SHIPPED_SCRIPT}` failed here: {e})"), None)
         }
     };
     Ok(Built { shim, shim_build, shim_stable, child: out.join("bench-child"), minimal_init, target_dir })
 }
 
-const TINY_SCRIPT: &str = "scripts/build-tiny.sh";
+const SHIPPED_SCRIPT: &str = "scripts/build.sh";
 
-/// Run the small build's own script, and take the binary it names on its last line
-/// (`PATH: N bytes`).
-fn build_tiny(root: &Path) -> Result<PathBuf> {
-    let mut cmd = Command::new(root.join(TINY_SCRIPT));
+/// Run the shipped build's own script, and take the binary it names on its last line
+/// (`PATH: N bytes ...`).
+fn build_shipped(root: &Path) -> Result<PathBuf> {
+    let mut cmd = Command::new(root.join(SHIPPED_SCRIPT));
     cmd.current_dir(root).stderr(std::process::Stdio::inherit());
     eprintln!("shim-bench: {cmd:?}");
-    let out = cmd.output().context(|| format!("run {TINY_SCRIPT}"))?;
+    let out = cmd.output().context(|| format!("run {SHIPPED_SCRIPT}"))?;
     if !out.status.success() {
-        return Err(Error::new(format!("{TINY_SCRIPT} exited with {}", out.status)));
+        return Err(Error::new(format!("{SHIPPED_SCRIPT} exited with {}", out.status)));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let path = text
         .lines()
         .last()
-        .and_then(|l| l.rsplit_once(": "))
+        .and_then(|l| l.split_once(": "))
         .map(|(path, _)| root.join(path))
         .filter(|p| p.is_file())
-        .ok_or_else(|| Error::new(format!("find the binary {TINY_SCRIPT} built in its output {text:?}")))?;
+        .ok_or_else(|| Error::new(format!("find the binary {SHIPPED_SCRIPT} built in its output {text:?}")))?;
     Ok(path)
 }
 

@@ -34,6 +34,16 @@ pub enum Holder {
     Other,
 }
 
+/// What shim's health endpoint answers (`--health`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// 200: the program runs and no stop has begun.
+    Serving,
+    /// 503 from the instant a stop begins (before its delay and hook, so that a load
+    /// balancer stops routing while the program still serves) until shim exits.
+    Draining,
+}
+
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -127,6 +137,15 @@ impl Machine {
             Phase::Draining { deadline } => deadline,
             Phase::Killing { last } => last.saturating_add(REKILL_EVERY),
         })
+    }
+
+    /// What a health check is answered with now. It flips once, when a stop begins or the
+    /// program exits, and never back.
+    pub fn health(&self) -> Health {
+        match (self.stop, self.main) {
+            (None, Main::Running) => Health::Serving,
+            _ => Health::Draining,
+        }
     }
 
     /// The stop in progress, if any.

@@ -597,3 +597,34 @@ fn the_log_reasons_read_as_phrases() {
     assert_eq!(Dropped::Delivered.to_string(), "the terminal sent it to the program's group already");
     assert!(Why::Forced.to_string().contains("Ctrl-C during the stop"));
 }
+
+#[test]
+fn health_is_serving_until_a_stop_begins_and_draining_from_that_instant() {
+    let mut m = with(|p| p.stop_delay = DELAY);
+    assert_eq!(m.health(), Health::Serving);
+    // What forwards or is the program's to act on changes nothing.
+    for e in [signal(SIGHUP), signal(SIGUSR1), typed(SIGINT), cont(Holder::Other), stopped(), Event::Tick] {
+        let _ = m.handle(e, ms(1));
+        assert_eq!(m.health(), Health::Serving, "{e:?}");
+    }
+    // Draining as the stop is held back, before anything is forwarded: the balancer hears
+    // of it while the program still serves.
+    let held = acts(&mut m, signal(SIGTERM), ms(5));
+    assert!(matches!(held[..], [Action::Hold { .. }]), "{held:?}");
+    assert_eq!(m.health(), Health::Draining);
+    for (e, at) in [(Event::Tick, DELAY + ms(5)), (reaped(Some(Status::Exited(0)), Left::Some), DELAY + ms(6))] {
+        let _ = m.handle(e, at);
+        assert_eq!(m.health(), Health::Draining, "never back: {e:?}");
+    }
+}
+
+#[test]
+fn health_drains_when_the_program_exits_on_its_own_or_a_hook_runs() {
+    let mut m = group();
+    let _ = m.handle(reaped(Some(Status::Exited(1)), Left::Some), ms(1));
+    assert_eq!(m.health(), Health::Draining, "others remain, the program is gone");
+
+    let mut m = with(|p| p.pre_stop = Hook::Configured);
+    assert_eq!(acts(&mut m, signal(SIGTERM), ms(1)).last(), Some(&Action::StartHook));
+    assert_eq!(m.health(), Health::Draining, "before the hook runs");
+}

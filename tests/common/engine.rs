@@ -19,18 +19,38 @@ pub fn workspace() -> PathBuf {
 
 /// Build shim, the server and the probe static, in a target dir of their own so this does
 /// not wait on the build lock of the running `cargo test`. The directory that holds them.
+/// With SHIM_UNDER_TEST, that binary is the one the images get as shim (CI: the shipped
+/// build), beside the testkit's.
 pub fn static_binaries() -> PathBuf {
     let target_dir = workspace().join("target/docker-build");
+    let under_test = std::env::var_os("SHIM_UNDER_TEST").map(PathBuf::from);
+    let packages: &[&str] =
+        if under_test.is_some() { &["-p", "shim-testkit"] } else { &["-p", "shim", "-p", "shim-testkit"] };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--target", "x86_64-unknown-linux-musl", "-p", "shim", "-p", "shim-testkit"])
+        .args(["build", "--release", "--target", "x86_64-unknown-linux-musl"])
+        .args(packages)
         .arg("--target-dir")
         .arg(&target_dir)
         .current_dir(workspace())
         .status()
         .expect("cargo");
     assert!(status.success(), "static build failed");
-    target_dir.join("x86_64-unknown-linux-musl/release")
+    let built = target_dir.join("x86_64-unknown-linux-musl/release");
+    let Some(shim) = under_test else { return built };
+    // Symlinks: what reads them (a copy into a build context, a run) follows them. A shim left
+    // in `built` by an earlier run without SHIM_UNDER_TEST is not the one under test.
+    let dir = target_dir.join(format!("under-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&built).unwrap().flatten() {
+        if entry.path().is_file() && entry.file_name() != "shim" {
+            std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    let shim = std::fs::canonicalize(&shim).unwrap_or_else(|e| panic!("SHIM_UNDER_TEST {}: {e}", shim.display()));
+    std::os::unix::fs::symlink(shim, dir.join("shim")).unwrap();
+    dir
 }
 
 /// An engine's command line, and what it needs on this machine.
@@ -139,27 +159,34 @@ impl Images {
         assert!(out.status.success(), "building {name}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    /// The image that holds busybox (for a shell), shim, the server and the probe, and
-    /// nothing else.
-    pub fn build_base(&self, bins: &Path) {
+    /// The base image: busybox for a shell, and static binaries from `bins`, each given as
+    /// (its name in `bins`, its name at `/` in the image), and nothing else. Its name.
+    pub fn build_base(&self, bins: &Path, files: &[(&str, &str)]) -> String {
         let ctx = workspace().join(format!("target/docker-ctx-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(ctx.join("www")).unwrap();
-        for (from, to) in [
-            (bins.join("shim"), "shim"),
-            (bins.join("server"), "server"),
-            (bins.join("probe"), "probe"),
-            (PathBuf::from("/bin/busybox"), "busybox"),
-        ] {
+        std::fs::copy("/bin/busybox", ctx.join("busybox")).unwrap();
+        for (from, to) in files {
+            let from = bins.join(from);
             std::fs::copy(&from, ctx.join(to)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
         }
         std::fs::write(ctx.join("www/index.html"), "hello\n").unwrap();
+        let names: Vec<&str> = files.iter().map(|(_, to)| *to).collect();
         self.build(
             "base",
-            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-             COPY shim server probe /\nCOPY www /www\n",
+            &format!(
+                "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+                 COPY {} /\nCOPY www /www\n",
+                names.join(" ")
+            ),
             Some(&ctx),
         );
         std::fs::remove_dir_all(&ctx).unwrap();
+        self.name("base")
+    }
+
+    /// The base with shim, the test server and the probe.
+    pub fn build_standard_base(&self, bins: &Path) -> String {
+        self.build_base(bins, &[("shim", "shim"), ("server", "server"), ("probe", "probe")])
     }
 
     fn build_command(&self, name: &str) -> Command {

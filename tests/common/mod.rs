@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use shim::proctree::{self, Entry};
 
 /// The shim under test: this build's, or another binary named by SHIM_UNDER_TEST (CI points it
-/// at the static release build, so the binary that ships is the one tested).
+/// at the shipped build, scripts/build.sh's, so the binary that ships is the one tested; and
+/// at a wrapper that runs the aarch64 one under qemu-user, scripts/test-arm64.sh).
 pub fn shim_bin() -> &'static str {
     static BIN: OnceLock<String> = OnceLock::new();
     BIN.get_or_init(|| std::env::var("SHIM_UNDER_TEST").unwrap_or_else(|_| env!("CARGO_BIN_EXE_shim").to_string()))
@@ -478,17 +479,26 @@ pub fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option
 
 /// Whether `pid` has every catchable signal blocked. While a process sleeps in
 /// rt_sigtimedwait the kernel shows the awaited signals as unblocked (it keeps the real mask
-/// aside), so sleeping there counts too.
+/// aside), so sleeping there counts too, and so does shim's other wait, ppoll: under
+/// qemu-user the mask /proc shows is qemu's own, never all blocked, and where shim sleeps is
+/// what tells.
 pub fn signals_blocked(pid: i32) -> bool {
     status_field(pid, "SigBlk").as_deref() == Some(ALL_BLOCKED) || in_event_loop(pid)
 }
 
-/// Whether shim sleeps in its event loop (rt_sigtimedwait): past its start-up, idle.
-/// /proc/PID/syscall starts with the number of the call it sleeps in, which differs between
-/// architectures (x86_64: 128, aarch64: 137).
+/// Whether shim sleeps in its event loop: in rt_sigtimedwait, or in ppoll with the health
+/// endpoint (`--health`), both entered only with every signal blocked: past its start-up,
+/// idle. /proc/PID/syscall starts with the number of the call it sleeps in, which differs
+/// between architectures (x86_64: 128 and 271, aarch64: 137 and 73).
 pub fn in_event_loop(pid: i32) -> bool {
-    let waiting = format!("{} ", libc::SYS_rt_sigtimedwait);
-    std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with(&waiting))
+    let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+    [libc::SYS_rt_sigtimedwait, libc::SYS_ppoll].iter().any(|n| syscall.starts_with(&format!("{n} ")))
+}
+
+/// `pid`'s voluntary and involuntary context switches so far: unchanged means it never woke.
+pub fn context_switches(pid: i32) -> [u64; 2] {
+    ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+        .map(|f| status_field(pid, f).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
 }
 
 /// A field of /proc/PID/status, trimmed.

@@ -9,6 +9,8 @@
 //! probe no-handler           install nothing and wait forever
 //! probe exit CODE            exit with CODE at once
 //! probe status               print the signal mask, ignored set, fds, ids and cwd, then exit 0
+//! probe ids                  print its ids, groups, capabilities and HOME, then try to get root
+//!                            back (setuid, setresuid, setgid, setgroups) and print what each said
 //! probe orphans N            make N orphans that exit all at once, print "orphaned N", wait forever
 //! probe tty                  print the tty's foreground group and own group, echo stdin lines, report SIGINT
 //! probe escape-group SECS|ignore   fork a daemon-like child (setsid) that drains SECS on SIGTERM,
@@ -158,6 +160,27 @@ fn main() {
             say(&format!("pgid: {pgid}"));
             say(&format!("sid: {sid}"));
             say(&format!("cwd: {}", std::env::current_dir().unwrap().display()));
+        }
+        "ids" => {
+            let status = std::fs::read_to_string("/proc/self/status").expect("status");
+            for field in ["Uid", "Gid", "Groups", "CapPrm", "CapEff", "CapAmb"] {
+                let value = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).unwrap_or("");
+                say(&format!("{field}: {}", value.split_whitespace().collect::<Vec<_>>().join(" ")));
+            }
+            say(&format!("HOME: {}", std::env::var("HOME").unwrap_or_else(|_| "unset".into())));
+            let outcome = |rc: libc::c_int| match rc {
+                0 => "ok".to_string(),
+                _ => format!("failed: {}", std::io::Error::last_os_error()),
+            };
+            let root: libc::gid_t = 0;
+            // SAFETY: each call takes integers, or (setgroups) one live gid_t; errno is read
+            // before the next call.
+            unsafe {
+                say(&format!("setuid(0): {}", outcome(libc::setuid(0))));
+                say(&format!("setresuid(0, 0, 0): {}", outcome(libc::setresuid(0, 0, 0))));
+                say(&format!("setgid(0): {}", outcome(libc::setgid(0))));
+                say(&format!("setgroups([0]): {}", outcome(libc::setgroups(1, &root))));
+            }
         }
         "orphans" => {
             let n: usize = arg(1).parse().expect("count");
