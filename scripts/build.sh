@@ -46,7 +46,7 @@ rustup toolchain install "$toolchain" --profile minimal --component rust-src "${
 
 # RUSTFLAGS replaces .cargo/config.toml's target flags, so the static, non-PIE layout is
 # repeated here. It applies to the targets only, not to build.rs.
-RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no -Clinker=rust-lld \
+RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no -Clinker=rust-lld -Clink-arg=-znorelro \
 -Crelocation-model=static -Ctarget-feature=+crt-static" \
   cargo "+$toolchain" build --release --locked -p shim "${target_args[@]}" --target-dir "$target_dir" \
   -Z build-std=std,panic_abort -Z build-std-features=
