@@ -474,46 +474,44 @@ struct ChildArgs<'a> {
     failed: AtomicBool,
 }
 
-/// The stack the vfork child runs on. A static rather than a buffer on shim's stack, whose
-/// pages would all be probed as the frame is made; small, so that its top shares a page with
-/// the C library's statics, which start-up has touched already: the child makes a handful of
-/// calls before exec, about 300 bytes of stack in a release build and 700 in a debug one
-/// (the debug build, which the tests run, checks that it never comes near the bottom).
+/// The stack the vfork child runs on: a buffer in `clone_vfork`'s frame, on shim's own stack,
+/// which the child has to itself while shim sleeps (CLONE_VFORK). Under a page, so that the
+/// frame is made without probing page by page, and most often on stack pages that start-up
+/// has touched already: a static would take pages of its own and push the C library's statics
+/// (environ, the thread's TLS) onto one more page, each a fault. The child makes a handful of
+/// calls before exec, about 300 bytes of stack in a release build and 700 in a debug one (the
+/// debug build, which the tests run, checks that it never comes near the bottom).
 #[repr(C, align(16))]
-struct ChildStack(std::cell::UnsafeCell<[u8; CHILD_STACK_BYTES]>);
+struct ChildStack([u8; CHILD_STACK_BYTES]);
 
-const CHILD_STACK_BYTES: usize = 8 * 1024;
-
-// SAFETY: only `clone_vfork` uses it, as the stack of a child during which the only thread
-// that could also use it sleeps (CLONE_VFORK): never by two at once.
-unsafe impl Sync for ChildStack {}
-
-// Zeroes, not uninitialised bytes: the debug check reads them. All-zero, it costs no file
-// space (.bss), and no memory until a page is written.
-static CHILD_STACK: ChildStack = ChildStack(std::cell::UnsafeCell::new([0; CHILD_STACK_BYTES]));
+const CHILD_STACK_BYTES: usize = 2 * 1024;
 
 /// Run [`vfork_child`] as a new process that shares this memory, and return its pid once it
 /// has exec'd or exited.
 fn clone_vfork(args: &ChildArgs<'_>) -> Result<Pid, Errno> {
+    // Zeroes, not uninitialised bytes: the debug check reads them.
+    let mut stack = ChildStack([0; CHILD_STACK_BYTES]);
     // The stack grows down from its end, which the alignment of ChildStack keeps 16-aligned.
-    let top = CHILD_STACK.0.get().cast::<u8>().wrapping_add(CHILD_STACK_BYTES);
+    let top = stack.0.as_mut_ptr().wrapping_add(CHILD_STACK_BYTES);
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
     let arg = (args as *const ChildArgs<'_>).cast_mut().cast::<libc::c_void>();
-    // SAFETY: the child runs `vfork_child` on CHILD_STACK, which nothing else uses meanwhile,
-    // and it reads `args` while this thread sleeps (CLONE_VFORK), so `args` outlives its use.
+    // SAFETY: the child runs `vfork_child` on `stack`, which this thread does not touch while
+    // it sleeps (CLONE_VFORK), and it reads `args` in that time, so both outlive their use.
     // Sharing the memory, the child calls only async-signal-safe functions and writes nothing
     // of shim's but errno, which this thread does not read before a failed call sets it again
-    // (see exec_child). Without CLONE_SETTLS it also shares the thread pointer, which those
-    // functions only use for errno. It never returns: it execs or _exits.
+    // (see exec_child), and the word that it failed. Without CLONE_SETTLS it also shares the
+    // thread pointer, which those functions only use for errno. It never returns: it execs or
+    // _exits.
     let pid = unsafe { libc::clone(vfork_child, top.cast(), flags, arg) };
     #[cfg(debug_assertions)]
     {
-        // The static starts zeroed and the child wrote only from the top down: its lowest
+        // The buffer starts zeroed and the child wrote only from the top down: its lowest
         // quarter must still be zero, or the stack is too small for what the child does now.
-        let bottom = CHILD_STACK.0.get().cast::<u8>();
+        // Read as volatile: the writes were the child's, through a pointer handed to clone.
+        let bottom = stack.0.as_ptr();
         // SAFETY: the child is gone from this stack (it exec'd or exited), and these bytes lie
-        // inside the static.
-        let untouched = (0..CHILD_STACK_BYTES / 4).all(|i| unsafe { *bottom.add(i) } == 0);
+        // inside the buffer.
+        let untouched = (0..CHILD_STACK_BYTES / 4).all(|i| unsafe { bottom.add(i).read_volatile() } == 0);
         debug_assert!(untouched, "the vfork child came within a quarter of its stack's bottom");
     }
     if pid < 0 {
