@@ -26,7 +26,7 @@ impl fmt::Display for Error {
 impl Error {
     /// shim's own setup failed: `failed to <what>: <cause>`.
     pub fn setup(what: &str, errno: Errno) -> Error {
-        Error { message: format!("failed to {what}: {}", errno.desc()), code: exit::FAILED }
+        Error { message: format!("failed to {what}: {}{}", errno.desc(), limit_hint(errno)), code: exit::FAILED }
     }
 
     /// `--health`'s address could not be listened on.
@@ -35,7 +35,7 @@ impl Error {
             Errno::EADDRINUSE => "; something else listens there: choose another --health port",
             Errno::EACCES => "; ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a higher one",
             Errno::EADDRNOTAVAIL => "; no interface here has that address: use :PORT for all of them",
-            _ => "",
+            _ => limit_hint(errno),
         };
         Error {
             message: format!("failed to listen for health checks on {addr}: {}{hint}", errno.desc()),
@@ -61,21 +61,13 @@ impl Error {
                 let hint = match errno {
                     Errno::EAGAIN => "; too many processes: raise the limit (ulimit -u, pids.max)",
                     Errno::ENOMEM => "; out of memory",
-                    Errno::EMFILE | Errno::ENFILE => "; too many open files: raise the limit (ulimit -n)",
-                    _ => "",
+                    _ => limit_hint(errno),
                 };
                 Error {
                     message: format!("failed to start '{name}': {what}: {}{hint}", errno.desc()),
                     code: exit::FAILED,
                 }
             }
-            SpawnError::CutReport { got } => Error {
-                message: format!(
-                    "failed to start '{name}': the child died while reporting why it could not run it \
-                     ({got} of its bytes came); try again, and check what kills processes here"
-                ),
-                code: exit::FAILED,
-            },
             SpawnError::ChildSetup { what, errno } => Error {
                 message: format!("failed to start '{name}': the child could not {what}: {}", errno.desc()),
                 code: exit::FAILED,
@@ -123,6 +115,14 @@ pub fn exec_failure_code(errno: Errno) -> ExitCode {
     match errno {
         Errno::ENOENT | Errno::ENOTDIR => exit::NOT_FOUND,
         _ => exit::NOT_EXECUTABLE,
+    }
+}
+
+/// What to do when a call failed for want of a descriptor: the one limit a user can raise.
+fn limit_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EMFILE | Errno::ENFILE => "; raise the open-files limit (ulimit -n)",
+        _ => "",
     }
 }
 

@@ -15,13 +15,12 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::unistd::{self, ForkResult, Pid};
 
@@ -255,13 +254,10 @@ pub enum SpawnError {
     ChildSetup { what: &'static str, errno: Errno },
     /// The child could not become the `--user` it was given; it ran nothing.
     SwitchUser { what: &'static str, errno: Errno },
-    /// The child's report ended after `got` of its bytes: it died while reporting a failure.
-    CutReport { got: usize },
 }
 
-/// What the child reports through the pipe when it cannot run the program: the step that
-/// failed, then its errno.
-#[derive(Clone, Copy)]
+/// The step the child reports when it cannot run the program, with its errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 enum Step {
     Exec = 0,
@@ -272,27 +268,18 @@ enum Step {
     Uid = 5,
 }
 
-/// The report's size: the step, then the errno as a native-endian i32.
-const REPORT_LEN: usize = 5;
-
-/// What the child's report said, from the bytes read before EOF.
-#[derive(Debug, PartialEq, Eq)]
-enum Report {
-    /// EOF with nothing read: no report came.
-    Empty,
-    /// A whole report: which step failed, and why.
-    Failed { step: u8, errno: Errno },
-    /// Less than a whole report: the child died while writing it. Never "exec succeeded":
-    /// shim cannot know what runs, so it says so.
-    Cut { got: usize },
+/// The child's report as one word, so that it is stored, and read, whole: 0 is no report;
+/// else a set top bit, the step in the byte above the errno, and the errno in the low 32 bits.
+fn encode_report(step: Step, errno: Errno) -> u64 {
+    1 << 63 | u64::from(step as u8) << 32 | u64::from(errno as i32 as u32)
 }
 
-fn decode_report(bytes: &[u8]) -> Report {
-    match *bytes {
-        [] => Report::Empty,
-        [step, a, b, c, d] => Report::Failed { step, errno: Errno::from_raw(i32::from_ne_bytes([a, b, c, d])) },
-        _ => Report::Cut { got: bytes.len() },
+/// The step and errno of a report, or `None` for no report.
+fn decode_report(word: u64) -> Option<(u8, Errno)> {
+    if word >> 63 == 0 {
+        return None;
     }
+    Some(((word >> 32) as u8, Errno::from_raw(word as u32 as i32)))
 }
 
 /// Everything the child needs, allocated before the clone: between it and exec only
@@ -415,63 +402,48 @@ fn environ_with(extra: &CString) -> Vec<*const libc::c_char> {
 /// Start the program in a new process group of its own, with an empty signal mask, and
 /// return its pid once exec has succeeded. When `foreground`, the group is made the
 /// terminal's foreground group first (and the caller takes the terminal back if the spawn
-/// fails). exec failure is reported by the child, so it is known, not guessed: a word in
-/// shared memory that it failed, then why, through a close-on-exec pipe.
+/// fails). exec failure is reported by the child, so it is known, not guessed: one word in
+/// the memory it shares with shim, the step that failed and its errno.
 ///
 /// The child is a vfork child (clone(2) with CLONE_VM | CLONE_VFORK): it runs in shim's own
 /// memory, on a stack of its own, and shim sleeps until it has exec'd or exited. A fork would
 /// copy shim's page tables for a process that only execs, and every page either side then
 /// wrote would take a copy-on-write fault: in a VM a page fault costs more than a dozen
 /// syscalls, and a fork cost shim about ten of them. Waiting for the exec also means that
-/// shim knows at once whether there is a report to read, and that the child's group exists.
+/// the report, if there is one, is there to read once shim wakes, and that the child's group
+/// exists. No pipe is needed for it, nor any descriptor at all: with every descriptor taken,
+/// shim still starts its program.
 pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) -> Result<Pid, SpawnError> {
     let prepared = prepare(program, user)?;
-    let (read_end, write_end) =
-        unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Setup { what: "create a pipe", errno })?;
-    let child_args =
-        ChildArgs { prepared: &prepared, foreground, report: write_end.as_raw_fd(), failed: AtomicBool::new(false) };
-    let child = clone_vfork(&child_args);
-    drop(write_end);
-    let child = child.map_err(|errno| SpawnError::Setup { what: "fork", errno })?;
-    // The child has exec'd or exited (CLONE_VFORK). Unless it said, in this memory, that it
-    // failed, the exec went past its point of no return (or the child died before it could
-    // fail, which is for its exit status to tell): nothing to read. Reading would even wait:
-    // exec closes the child's copy of the pipe only after it has woken this process.
-    if !child_args.failed.load(Ordering::SeqCst) {
+    let child_args = ChildArgs { prepared: &prepared, foreground, report: AtomicU64::new(0) };
+    let child = clone_vfork(&child_args).map_err(|errno| SpawnError::Setup { what: "fork", errno })?;
+    // The child has exec'd or exited (CLONE_VFORK). Unless it left a report, the exec went past
+    // its point of no return, or the child died before it could fail, which is for its exit
+    // status to tell.
+    let Some((step, errno)) = decode_report(child_args.report.load(Ordering::SeqCst)) else {
         return Ok(child);
-    }
-    // Its report follows, whole or cut short: once both copies of the write end are closed
-    // (the child's at its exit), the read sees EOF after whatever the child wrote.
-    let report = read_exec_report(&read_end);
+    };
     // Collect the failed child so it is not left a zombie. It is shim's own child, so waitpid
     // can only fail with EINTR, which waitpid_raw retries.
     let _ = reap_one(child);
-    match report {
-        Err(errno) => Err(SpawnError::Setup { what: "read the program's start-up report", errno }),
-        // Nothing came after the word that it failed: it died before it wrote a byte.
-        Ok(Report::Empty) => Err(SpawnError::CutReport { got: 0 }),
-        Ok(Report::Cut { got }) => Err(SpawnError::CutReport { got }),
-        Ok(Report::Failed { step, errno }) => Err(match step {
-            s if s == Step::Group as u8 => SpawnError::ChildSetup { what: "make its process group", errno },
-            s if s == Step::Mask as u8 => SpawnError::ChildSetup { what: "clear its signal mask", errno },
-            s if s == Step::SupplementaryGroups as u8 => {
-                SpawnError::SwitchUser { what: "set its supplementary groups", errno }
-            }
-            s if s == Step::Gid as u8 => SpawnError::SwitchUser { what: "set its group id", errno },
-            s if s == Step::Uid as u8 => SpawnError::SwitchUser { what: "set its user id", errno },
-            _ => SpawnError::Exec { errno, interpreter: missing_interpreter(&prepared, errno) },
-        }),
-    }
+    Err(match step {
+        s if s == Step::Group as u8 => SpawnError::ChildSetup { what: "make its process group", errno },
+        s if s == Step::Mask as u8 => SpawnError::ChildSetup { what: "clear its signal mask", errno },
+        s if s == Step::SupplementaryGroups as u8 => {
+            SpawnError::SwitchUser { what: "set its supplementary groups", errno }
+        }
+        s if s == Step::Gid as u8 => SpawnError::SwitchUser { what: "set its group id", errno },
+        s if s == Step::Uid as u8 => SpawnError::SwitchUser { what: "set its user id", errno },
+        _ => SpawnError::Exec { errno, interpreter: missing_interpreter(&prepared, errno) },
+    })
 }
 
 /// What the vfork child is handed, in shim's memory, which it shares.
 struct ChildArgs<'a> {
     prepared: &'a Prepared,
     foreground: bool,
-    /// The write end of the report pipe: the child's own copy of this descriptor number.
-    report: RawFd,
-    /// Set by the child, before it writes its report, when it cannot run the program.
-    failed: AtomicBool,
+    /// Written by the child, once, when it cannot run the program ([`encode_report`]).
+    report: AtomicU64,
 }
 
 /// The stack the vfork child runs on: a buffer in `clone_vfork`'s frame, on shim's own stack,
@@ -552,42 +524,20 @@ fn shebang(head: &[u8]) -> Option<&[u8]> {
     line.split(|b| b.is_ascii_whitespace()).find(|w| !w.is_empty())
 }
 
-/// Read the child's report until EOF.
-fn read_exec_report(read_end: &OwnedFd) -> Result<Report, Errno> {
-    // One byte more than a report: a child that wrote more is not one of ours.
-    let mut buf = [0u8; REPORT_LEN + 1];
-    let mut got = 0;
-    while got < buf.len() {
-        match unistd::read(read_end, &mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(decode_report(&buf[..got]))
-}
-
 /// Tell the parent which step failed and why, then exit without running Rust or atexit
-/// destructors, which are not safe after fork. Every signal is blocked first: a `docker stop`
-/// arriving now must not kill the child before the parent knows why it could not run.
+/// destructors, which are not safe in a vfork child. Every signal is blocked first: between
+/// exec attempts a `docker stop` must stay pending, not kill the child with nothing said.
 fn report_and_exit(to: &ChildArgs<'_>, step: Step, errno: Errno) -> ! {
     // Nothing to do if blocking fails: the report goes out regardless.
     let _ = set_mask(&ALL_CATCHABLE);
-    // First the word that there is a report, in the parent's memory; then the report.
-    to.failed.store(true, Ordering::SeqCst);
-    let e = (errno as i32).to_ne_bytes();
-    let msg: [u8; REPORT_LEN] = [step as u8, e[0], e[1], e[2], e[3]];
-    // SAFETY: writes REPORT_LEN bytes from a live buffer to an fd this process owns, then _exit.
-    unsafe {
-        libc::write(to.report, msg.as_ptr().cast(), msg.len());
-        libc::_exit(127)
-    }
+    to.report.store(encode_report(step, errno), Ordering::SeqCst);
+    // SAFETY: _exit takes a plain number and never returns.
+    unsafe { libc::_exit(127) }
 }
 
 fn exec_child(args: &ChildArgs<'_>) -> ! {
     // Only async-signal-safe calls below, on memory prepared before the clone, of which
-    // nothing is written but the word that it failed: the parent's memory it is. Nothing is
+    // nothing is written but the report: the parent's memory it is. Nothing is
     // dropped either: this never returns.
     let (p, report) = (args.prepared, args);
     // SAFETY: setpgid(0, 0) on the calling process takes no pointers.
@@ -1050,16 +1000,12 @@ mod tests {
     }
 
     #[test]
-    fn a_report_is_whole_or_a_failure_never_a_success() {
-        assert_eq!(decode_report(&[]), Report::Empty);
-        let e = (libc::ENOENT).to_ne_bytes();
-        assert_eq!(
-            decode_report(&[Step::Exec as u8, e[0], e[1], e[2], e[3]]),
-            Report::Failed { step: Step::Exec as u8, errno: Errno::ENOENT }
-        );
-        for got in 1..REPORT_LEN {
-            assert_eq!(decode_report(&[0; REPORT_LEN][..got]), Report::Cut { got }, "{got} bytes");
+    fn a_report_is_its_step_and_errno_and_no_report_is_none() {
+        assert_eq!(decode_report(0), None);
+        for step in [Step::Exec, Step::Group, Step::Mask, Step::SupplementaryGroups, Step::Gid, Step::Uid] {
+            for errno in [Errno::ENOENT, Errno::EACCES, Errno::EPERM, Errno::UnknownErrno, Errno::from_raw(i32::MAX)] {
+                assert_eq!(decode_report(encode_report(step, errno)), Some((step as u8, errno)), "{step:?} {errno:?}");
+            }
         }
-        assert_eq!(decode_report(&[0; REPORT_LEN + 1]), Report::Cut { got: REPORT_LEN + 1 }, "not ours");
     }
 }

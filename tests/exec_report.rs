@@ -1,8 +1,9 @@
-//! How shim learns that its program could not be started when the child's report of the
-//! failed exec is disturbed: a signal while the child writes it, or the report cut short.
-//! Both windows lie between two instructions of the child, so no timing from outside hits
-//! them; testkit's `syscall-gate` holds that one write(2) in the kernel (seccomp user
-//! notification) and applies the fault while the child waits, every run alike.
+//! How shim learns that its program could not be started when the child that failed to
+//! exec is disturbed after its report: a stop signal at its exit, or a SIGKILL that leaves it
+//! with SIGKILL's status whatever code it was exiting with. Both windows lie between two
+//! instructions of the child, so no timing from outside hits them; testkit's `syscall-gate`
+//! holds that one exit_group(2) in the kernel (seccomp user notification) and applies the
+//! fault while the child waits, every run alike.
 
 mod common;
 use common::*;
@@ -58,51 +59,50 @@ fn the_open_gate_changes_nothing_for_a_missing_program() {
     }
 }
 
-/// The control for a program that runs: its own writes go through the gate (echo's output
-/// arrives), so the gate itself disturbs nothing.
+/// The control for a program that runs: its own exit goes through the gate (echo's output
+/// arrives, and the code is its own), so the gate itself disturbs nothing.
 #[test]
-fn the_open_gate_lets_a_running_program_write() {
+fn the_open_gate_lets_a_running_program_run_and_exit() {
     if !gate_available() {
         return;
     }
     for mode in modes() {
-        let (code, out, err) = through_gate(mode, "pass", &["sh", "-c", "echo hi"]);
-        assert_eq!((code, out.as_str(), err.as_str()), (0, "hi\n", ""), "{mode:?}");
+        let (code, out, err) = through_gate(mode, "pass", &["sh", "-c", "echo hi; exit 3"]);
+        assert_eq!((code, out.as_str(), err.as_str()), (3, "hi\n", ""), "{mode:?}");
     }
 }
 
-/// A stop signal (`docker stop`'s SIGTERM) that reaches the child after its failed execve,
-/// while it writes its report, must not kill it: the child blocks every signal again before
-/// it reports, the signal stays pending, and the report arrives. A child that reports with
-/// an empty signal mask dies of the SIGTERM instead; shim then sees EOF, takes it for a
-/// successful exec, reaps a child killed by SIGTERM and exits 143 with no line, and this
-/// test fails.
+/// A stop signal (`docker stop`'s SIGTERM) that reaches the child after its failed execve, as
+/// it exits, changes nothing: its report is already in shim's memory, and the child blocks
+/// every signal before it reports. A shim that took the child's end for the program's would
+/// exit 143 (or 127 with no line), and this test fails.
 #[test]
-fn a_signal_while_the_child_reports_still_gives_127_and_the_reason() {
+fn a_signal_at_the_childs_exit_still_gives_127_and_the_reason() {
     if !gate_available() {
         return;
     }
     for mode in modes() {
-        let (code, out, err) = through_gate(mode, "signal-during-report", &[MISSING]);
+        let (code, out, err) = through_gate(mode, "signal-at-exit", &[MISSING]);
         assert_eq!(code, 127, "{mode:?}: {err}");
         assert_eq!(out, "", "{mode:?}");
         assert_one_line(mode, &err, &format!("shim: failed to run '{MISSING}':"));
     }
 }
 
-/// A report cut short (its first 2 bytes, then the child is SIGKILLed) is a failure to start:
-/// 125 and one line, never "exec succeeded". A shim that takes a short read for success
-/// reaps the killed child as if it were the program and exits 137 with no line, and this
-/// test fails.
+/// A child SIGKILLed once it has reported (SIGKILL cannot be blocked; an OOM kill or a
+/// `docker kill` can come at any instruction) is still a failure to run, with the reason it
+/// reported: 127 and one line, never 137. A shim that believed the child's status over its
+/// report would reap a killed child as if it were the program and exit 137 with no line, and
+/// this test fails.
 #[test]
-fn a_cut_report_is_125_and_says_the_start_failed() {
+fn a_child_killed_after_its_report_still_gives_127_and_the_reason() {
     if !gate_available() {
         return;
     }
     for mode in modes() {
-        let (code, out, err) = through_gate(mode, "cut-report", &[MISSING]);
-        assert_eq!(code, 125, "{mode:?}: {err}");
+        let (code, out, err) = through_gate(mode, "kill-at-exit", &[MISSING]);
+        assert_eq!(code, 127, "{mode:?}: {err}");
         assert_eq!(out, "", "{mode:?}");
-        assert_one_line(mode, &err, &format!("shim: failed to start '{MISSING}':"));
+        assert_one_line(mode, &err, &format!("shim: failed to run '{MISSING}':"));
     }
 }

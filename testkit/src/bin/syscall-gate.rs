@@ -1,19 +1,20 @@
 //! `syscall-gate`: fault injection at one syscall, deterministic. It runs COMMAND under a
-//! seccomp filter that hands every `write(2)` of COMMAND and of its descendants to the gate
-//! (SECCOMP_RET_USER_NOTIF, seccomp_unotify(2)), and the gate decides, while the writer waits in
-//! the kernel, what happens to it. A window that no timing from outside can hit (between two
-//! instructions of a child before exec) is then held open for as long as the fault takes.
+//! seccomp filter that hands every `exit_group(2)` of COMMAND and of its descendants to the
+//! gate (SECCOMP_RET_USER_NOTIF, seccomp_unotify(2)), and the gate decides, while the exiting
+//! process waits in the kernel, what happens to it. A window that no timing from outside can
+//! hit (between two instructions of a child that failed to exec and its exit) is then held
+//! open for as long as the fault takes.
 //!
 //! ```text
 //! syscall-gate [--pid1] MODE -- COMMAND [ARGS...]
-//!   pass                  every write runs as asked (a control)
-//!   signal-during-report  a write from any process but COMMAND's own: SIGTERM the writer,
-//!                         give it 200 ms to die of it, then let the write run
-//!   cut-report            a write from any process but COMMAND's own: put only its first 2
-//!                         bytes into its fd, SIGKILL the writer, answer "2 bytes written"
-//!   --pid1                COMMAND is PID 1 of a new PID namespace, with its own /proc
+//!   pass             every exit runs as asked (a control)
+//!   signal-at-exit   an exit of any process but COMMAND's own: SIGTERM the process, give it
+//!                    200 ms to die of it, then let the exit run
+//!   kill-at-exit     an exit of any process but COMMAND's own: SIGKILL the process, so that
+//!                    its status says SIGKILL whatever code it was exiting with
+//!   --pid1           COMMAND is PID 1 of a new PID namespace, with its own /proc
 //! ```
-//! COMMAND's own writes (its diagnostics) always run at once. The gate exits with COMMAND's
+//! COMMAND's own exit always runs at once. The gate exits with COMMAND's
 //! code (128+N for signal N), 124 if COMMAND still runs after 20 s (it is killed), 120 if the
 //! gate could not set up. It prints nothing on stdout; its own lines on stderr start
 //! `syscall-gate:`, and a fault mode that never fired says so there.
@@ -30,9 +31,9 @@ const LIMIT: Duration = Duration::from_secs(20);
 const TIMED_OUT: i32 = 124;
 /// The gate's own failure: a code shim never exits with, so it cannot pass for shim's.
 const FAILED: i32 = 120;
-/// How long a signalled writer gets to die before its write is let through.
+/// How long a signalled process gets to die before its exit is let through.
 const SIGNAL_GRACE: Duration = Duration::from_millis(200);
-const USAGE: &str = "usage: syscall-gate [--pid1] pass|signal-during-report|cut-report -- COMMAND [ARGS...]";
+const USAGE: &str = "usage: syscall-gate [--pid1] pass|signal-at-exit|kill-at-exit -- COMMAND [ARGS...]";
 
 /// seccomp_data.arch of native programs (linux/audit.h: EM_* | 64-bit | little-endian).
 const AUDIT_ARCH: Option<u32> = if cfg!(target_arch = "x86_64") {
@@ -45,15 +46,8 @@ const AUDIT_ARCH: Option<u32> = if cfg!(target_arch = "x86_64") {
 
 #[derive(Clone, Copy)]
 enum Fault {
-    SignalDuringReport,
-    CutReport,
-}
-
-enum Answer {
-    /// Run the syscall as the writer asked.
-    Continue,
-    /// Do not run it; it returns this many bytes written.
-    Wrote(usize),
+    SignalAtExit,
+    KillAtExit,
 }
 
 fn main() {
@@ -91,8 +85,8 @@ fn run() -> Result<i32, String> {
         [mode, dashes, command @ ..] if dashes == "--" && !command.is_empty() => {
             let fault = match mode.as_str() {
                 "pass" => None,
-                "signal-during-report" => Some(Fault::SignalDuringReport),
-                "cut-report" => Some(Fault::CutReport),
+                "signal-at-exit" => Some(Fault::SignalAtExit),
+                "kill-at-exit" => Some(Fault::KillAtExit),
                 _ => return Err(format!("unknown mode '{mode}'; {USAGE}")),
             };
             (fault, command)
@@ -136,7 +130,7 @@ fn run() -> Result<i32, String> {
 }
 
 /// In the child: own /proc if PID 1, install the filter, hand its listener to the gate, and
-/// wait until the gate has it. Nothing here writes: a write would wait on a gate not yet open.
+/// wait until the gate has it.
 fn enter_gate(pid1: bool, sock: &OwnedFd) -> Result<(), String> {
     // SAFETY: prctl with integer arguments. If the gate dies, COMMAND goes with it.
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) }.into(), "set a parent-death signal")?;
@@ -151,7 +145,7 @@ fn enter_gate(pid1: bool, sock: &OwnedFd) -> Result<(), String> {
         // SAFETY: as above.
         check(unsafe { libc::mount(proc, c"/proc".as_ptr(), proc, flags, null()) }.into(), "mount /proc")?;
     }
-    // Closed on return either way: if handing it over fails, writes fail (ENOSYS), not hang.
+    // Closed on return either way: if handing it over fails, exits fail (ENOSYS), not hang.
     let listener = gate_filter()?;
     let number = listener.as_raw_fd();
     // SAFETY: send reads the bytes of a live c_int.
@@ -165,7 +159,8 @@ fn enter_gate(pid1: bool, sock: &OwnedFd) -> Result<(), String> {
     Ok(())
 }
 
-/// Install the filter: write(2) goes to the listener, everything else runs. Returns the listener.
+/// Install the filter: exit_group(2) goes to the listener, everything else runs. Returns the
+/// listener.
 fn gate_filter() -> Result<OwnedFd, String> {
     let arch = AUDIT_ARCH.ok_or("this architecture's seccomp value is not known here")?;
     let stmt = |code: u32, k: u32| libc::sock_filter { code: code as u16, jt: 0, jf: 0, k };
@@ -178,7 +173,7 @@ fn gate_filter() -> Result<OwnedFd, String> {
         // Another ABI's syscall numbers mean other calls: leave them alone.
         ret(libc::SECCOMP_RET_ALLOW),
         load(std::mem::offset_of!(libc::seccomp_data, nr)),
-        jump_if(libc::SYS_write as u32, 0, 1),
+        jump_if(libc::SYS_exit_group as u32, 0, 1),
         ret(libc::SECCOMP_RET_USER_NOTIF),
         ret(libc::SECCOMP_RET_ALLOW),
     ];
@@ -268,7 +263,7 @@ impl Gate {
             }
         }
         if self.fault.is_some() && !fired {
-            eprintln!("syscall-gate: the fault never fired: no process but COMMAND's own wrote");
+            eprintln!("syscall-gate: the fault never fired: no process but COMMAND's own exited");
         }
         reap(self.command)
     }
@@ -279,54 +274,35 @@ impl Gate {
         let mut call: libc::seccomp_notif = unsafe { std::mem::zeroed() };
         // SAFETY: NOTIF_RECV writes one seccomp_notif into a live one.
         if unsafe { libc::ioctl(self.listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut call) } < 0 {
-            // ENOENT: the writer died before its call was taken.
+            // ENOENT: the process died before its call was taken.
             return match errno() {
                 libc::ENOENT | libc::EINTR => Ok(false),
                 _ => Err(format!("take a call: {}", Error::last_os_error())),
             };
         }
-        let writer = call.pid as libc::pid_t;
-        let Some(fault) = self.fault.filter(|_| writer != self.command) else {
-            return self.answer(call.id, Answer::Continue).map(|()| false);
+        let exiting = call.pid as libc::pid_t;
+        let Some(fault) = self.fault.filter(|_| exiting != self.command) else {
+            return self.answer_continue(call.id).map(|()| false);
         };
         // The pid is pinned as a pidfd, then the call checked still pending: only then is the pidfd
-        // known to name the writer, not a process that reused its pid (seccomp_unotify(2)).
-        let Ok(pidfd) = pidfd_open(writer) else { return Ok(false) };
+        // known to name the exiting process, not one that reused its pid (seccomp_unotify(2)).
+        let Ok(pidfd) = pidfd_open(exiting) else { return Ok(false) };
         if !self.still_pending(call.id) {
             return Ok(false);
         }
-        let [fd, buf, len, ..] = call.data.args;
         match fault {
-            Fault::SignalDuringReport => {
+            Fault::SignalAtExit => {
                 signal(&pidfd, libc::SIGTERM)?;
-                // If the signal is not blocked, the writer dies here, and the answer finds no call.
+                // If the signal is not blocked, the process dies here, and the answer finds no call.
                 await_exit(&pidfd, SIGNAL_GRACE)?;
-                self.answer(call.id, Answer::Continue)?;
             }
-            Fault::CutReport => {
-                let mut bytes = [0u8; 64];
-                let want = (len as usize).min(bytes.len());
-                let local = libc::iovec { iov_base: bytes.as_mut_ptr().cast(), iov_len: want };
-                let remote = libc::iovec { iov_base: buf as *mut libc::c_void, iov_len: want };
-                // SAFETY: reads the writer's memory into `bytes`, at most its length.
-                let got = unsafe { libc::process_vm_readv(writer, &local, 1, &remote, 1, 0) };
-                let got = check(got as i64, "read the writer's buffer")?;
-                if !self.still_pending(call.id) {
-                    return Ok(false); // the bytes may be another process's: touch nothing
-                }
-                let cut = &bytes[..(got as usize).min(2)];
-                let target = take_fd(&pidfd, fd as RawFd)?;
-                // SAFETY: writes from a live slice to an fd this process owns.
-                let wrote = unsafe { libc::write(target.as_raw_fd(), cut.as_ptr().cast(), cut.len()) };
-                check(wrote as i64, "write the cut bytes")?;
-                // The copy must be closed, or the reader never sees EOF.
-                drop(target);
+            Fault::KillAtExit => {
                 signal(&pidfd, libc::SIGKILL)?;
                 await_exit(&pidfd, Duration::from_secs(5))?;
-                // Were it still alive, the write would return 2 without running.
-                self.answer(call.id, Answer::Wrote(cut.len()))?;
             }
         }
+        // Answered either way, so that nothing is left waiting; a dead process has no call left.
+        self.answer_continue(call.id)?;
         Ok(true)
     }
 
@@ -335,17 +311,14 @@ impl Gate {
         unsafe { libc::ioctl(self.listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
     }
 
-    fn answer(&self, id: u64, how: Answer) -> Result<(), String> {
-        let mut resp = libc::seccomp_notif_resp { id, val: 0, error: 0, flags: 0 };
-        match how {
-            Answer::Continue => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
-            Answer::Wrote(n) => resp.val = n as i64,
-        }
+    fn answer_continue(&self, id: u64) -> Result<(), String> {
+        let flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
+        let mut resp = libc::seccomp_notif_resp { id, val: 0, error: 0, flags };
         // SAFETY: NOTIF_SEND reads a live seccomp_notif_resp.
         if unsafe { libc::ioctl(self.listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) } < 0
             && errno() != libc::ENOENT
         {
-            // ENOENT: the writer died waiting, which a fatal fault is meant to do.
+            // ENOENT: the process died waiting, which a fatal fault is meant to do.
             return Err(format!("answer a call: {}", Error::last_os_error()));
         }
         Ok(())
