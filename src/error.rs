@@ -68,6 +68,13 @@ impl Error {
                     code: exit::FAILED,
                 }
             }
+            SpawnError::CutReport { got } => Error {
+                message: format!(
+                    "failed to start '{name}': the child died while reporting why it could not run it \
+                     ({got} of its bytes came); try again, and check what kills processes here"
+                ),
+                code: exit::FAILED,
+            },
             SpawnError::ChildSetup { what, errno } => Error {
                 message: format!("failed to start '{name}': the child could not {what}: {}", errno.desc()),
                 code: exit::FAILED,

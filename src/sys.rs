@@ -15,12 +15,13 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, CString, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::unistd::{self, ForkResult, Pid};
 
@@ -254,6 +255,9 @@ pub enum SpawnError {
     ChildSetup { what: &'static str, errno: Errno },
     /// The child could not become the `--user` it was given; it ran nothing.
     SwitchUser { what: &'static str, errno: Errno },
+    /// The child's report through the pipe ended after `got` of its bytes: it died while
+    /// reporting a failure.
+    CutReport { got: usize },
 }
 
 /// The step the child reports when it cannot run the program, with its errno.
@@ -267,6 +271,9 @@ enum Step {
     Gid = 4,
     Uid = 5,
 }
+
+/// The report's size through the pipe: the word, native-endian.
+const REPORT_LEN: usize = 8;
 
 /// The child's report as one word, so that it is stored, and read, whole: 0 is no report;
 /// else a set top bit, the step in the byte above the errno, and the errno in the low 32 bits.
@@ -411,16 +418,50 @@ fn environ_with(extra: &CString) -> Vec<*const libc::c_char> {
 /// wrote would take a copy-on-write fault: in a VM a page fault costs more than a dozen
 /// syscalls, and a fork cost shim about ten of them. Waiting for the exec also means that
 /// the report, if there is one, is there to read once shim wakes, and that the child's group
-/// exists. No pipe is needed for it, nor any descriptor at all: with every descriptor taken,
-/// shim still starts its program.
+/// exists.
+///
+/// An emulator may run the clone as a plain fork (qemu-user emulates vfork so): then the
+/// child's memory is its own and shim wakes at once. The child marks, first thing, that it
+/// runs; with no mark when shim wakes, the memory was not shared, and the same report comes
+/// through a close-on-exec pipe instead, read until EOF (nothing read: exec succeeded).
 pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) -> Result<Pid, SpawnError> {
     let prepared = prepare(program, user)?;
-    let child_args = ChildArgs { prepared: &prepared, foreground, report: AtomicU64::new(0) };
-    let child = clone_vfork(&child_args).map_err(|errno| SpawnError::Setup { what: "fork", errno })?;
-    // The child has exec'd or exited (CLONE_VFORK). Unless it left a report, the exec went past
-    // its point of no return, or the child died before it could fail, which is for its exit
-    // status to tell.
-    let Some((step, errno)) = decode_report(child_args.report.load(Ordering::SeqCst)) else {
+    let (read_end, write_end) =
+        unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Setup { what: "create a pipe", errno })?;
+    let child_args = ChildArgs {
+        prepared: &prepared,
+        foreground,
+        report: AtomicU64::new(0),
+        ran: AtomicBool::new(false),
+        pipe: write_end.as_raw_fd(),
+    };
+    let child = clone_vfork(&child_args);
+    drop(write_end);
+    let child = child.map_err(|errno| SpawnError::Setup { what: "fork", errno })?;
+    let report = if child_args.ran.load(Ordering::SeqCst) {
+        // The child has exec'd or exited (CLONE_VFORK). Unless it left a report, the exec went
+        // past its point of no return, or the child died before it could fail, which is for
+        // its exit status to tell. Not read from the pipe, which would wait: exec closes the
+        // child's copy only after it has woken this process.
+        child_args.report.load(Ordering::SeqCst)
+    } else {
+        // A fork in all but name: the child runs on its own from here. Its group is also made
+        // from this side, so that it exists once spawn returns (a failure is the child's to
+        // report: it makes the same call itself).
+        let _ = unistd::setpgid(child, child);
+        match read_pipe_report(&read_end) {
+            Ok(PipeReport::Word(word)) => word,
+            Ok(PipeReport::Cut { got }) => {
+                let _ = reap_one(child);
+                return Err(SpawnError::CutReport { got });
+            }
+            Err(errno) => {
+                let _ = reap_one(child);
+                return Err(SpawnError::Setup { what: "read the program's start-up report", errno });
+            }
+        }
+    };
+    let Some((step, errno)) = decode_report(report) else {
         return Ok(child);
     };
     // Collect the failed child so it is not left a zombie. It is shim's own child, so waitpid
@@ -438,12 +479,49 @@ pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) ->
     })
 }
 
+/// What came through the pipe before EOF.
+#[derive(Debug, PartialEq, Eq)]
+enum PipeReport {
+    /// The word (0 if nothing came: exec succeeded).
+    Word(u64),
+    /// Part of a word, or more than one: never taken for a success.
+    Cut { got: usize },
+}
+
+fn decode_pipe_report(bytes: &[u8]) -> PipeReport {
+    match bytes.len() {
+        0 => PipeReport::Word(0),
+        REPORT_LEN => PipeReport::Word(u64::from_ne_bytes(bytes.try_into().unwrap_or([0; REPORT_LEN]))),
+        got => PipeReport::Cut { got },
+    }
+}
+
+/// Read the child's report until EOF.
+fn read_pipe_report(read_end: &OwnedFd) -> Result<PipeReport, Errno> {
+    // One byte more than a report: a child that wrote more is not one of ours.
+    let mut buf = [0u8; REPORT_LEN + 1];
+    let mut got = 0;
+    while got < buf.len() {
+        match unistd::read(read_end, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(decode_pipe_report(&buf[..got]))
+}
+
 /// What the vfork child is handed, in shim's memory, which it shares.
 struct ChildArgs<'a> {
     prepared: &'a Prepared,
     foreground: bool,
     /// Written by the child, once, when it cannot run the program ([`encode_report`]).
     report: AtomicU64,
+    /// Set by the child first thing: unset when this process wakes, the memory was not shared.
+    ran: AtomicBool,
+    /// The write end of the report pipe: the child's own copy of this descriptor number.
+    pipe: RawFd,
 }
 
 /// The stack the vfork child runs on: a buffer in `clone_vfork`'s frame, on shim's own stack,
@@ -537,9 +615,16 @@ fn shebang(head: &[u8]) -> Option<&[u8]> {
 fn report_and_exit(to: &ChildArgs<'_>, step: Step, errno: Errno) -> ! {
     // Nothing to do if blocking fails: the report goes out regardless.
     let _ = set_mask(&ALL_CATCHABLE);
-    to.report.store(encode_report(step, errno), Ordering::SeqCst);
-    // SAFETY: _exit takes a plain number and never returns.
-    unsafe { libc::_exit(127) }
+    let word = encode_report(step, errno);
+    to.report.store(word, Ordering::SeqCst);
+    // Also through the pipe, which shim reads only if the memory turns out not to be shared.
+    let bytes = word.to_ne_bytes();
+    // SAFETY: writes REPORT_LEN bytes from a live buffer to an fd this process owns, then
+    // _exit, which takes a plain number and never returns.
+    unsafe {
+        libc::write(to.pipe, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
+    }
 }
 
 fn exec_child(args: &ChildArgs<'_>) -> ! {
@@ -547,6 +632,7 @@ fn exec_child(args: &ChildArgs<'_>) -> ! {
     // nothing is written but the report: the parent's memory it is. Nothing is
     // dropped either: this never returns.
     let (p, report) = (args.prepared, args);
+    args.ran.store(true, Ordering::SeqCst);
     // SAFETY: setpgid(0, 0) on the calling process takes no pointers.
     if unsafe { libc::setpgid(0, 0) } != 0 {
         report_and_exit(report, Step::Group, Errno::last());
@@ -1004,6 +1090,17 @@ mod tests {
         assert_eq!(shebang(b"#!\n"), None);
         assert_eq!(shebang(b"\x7fELF"), None);
         assert_eq!(shebang(b""), None);
+    }
+
+    #[test]
+    fn a_pipe_report_is_whole_or_a_failure_never_a_success() {
+        assert_eq!(decode_pipe_report(&[]), PipeReport::Word(0));
+        let word = encode_report(Step::Exec, Errno::ENOENT);
+        assert_eq!(decode_pipe_report(&word.to_ne_bytes()), PipeReport::Word(word));
+        for got in 1..REPORT_LEN {
+            assert_eq!(decode_pipe_report(&[1; REPORT_LEN][..got]), PipeReport::Cut { got }, "{got} bytes");
+        }
+        assert_eq!(decode_pipe_report(&[0; REPORT_LEN + 1]), PipeReport::Cut { got: REPORT_LEN + 1 }, "not ours");
     }
 
     #[test]
