@@ -281,12 +281,30 @@ fn encode_report(step: Step, errno: Errno) -> u64 {
     1 << 63 | u64::from(step as u8) << 32 | u64::from(errno as i32 as u32)
 }
 
-/// The step and errno of a report, or `None` for no report.
-fn decode_report(word: u64) -> Option<(u8, Errno)> {
+/// The step and errno of a report, or `None` for no report. A step byte that is none of
+/// ours is read as exec's, the step whose failure says least about shim itself.
+fn decode_report(word: u64) -> Option<(Step, Errno)> {
     if word >> 63 == 0 {
         return None;
     }
-    Some(((word >> 32) as u8, Errno::from_raw(word as u32 as i32)))
+    let step = [Step::Group, Step::Mask, Step::SupplementaryGroups, Step::Gid, Step::Uid]
+        .into_iter()
+        .find(|&s| s as u8 == (word >> 32) as u8)
+        .unwrap_or(Step::Exec);
+    Some((step, Errno::from_raw(word as u32 as i32)))
+}
+
+/// What a failed step means, for every step but exec: exec's error also names a missing `#!`
+/// interpreter, which only the file system can tell.
+fn setup_error(step: Step, errno: Errno) -> Option<SpawnError> {
+    Some(match step {
+        Step::Exec => return None,
+        Step::Group => SpawnError::ChildSetup { what: "make its process group", errno },
+        Step::Mask => SpawnError::ChildSetup { what: "clear its signal mask", errno },
+        Step::SupplementaryGroups => SpawnError::SwitchUser { what: "set its supplementary groups", errno },
+        Step::Gid => SpawnError::SwitchUser { what: "set its group id", errno },
+        Step::Uid => SpawnError::SwitchUser { what: "set its user id", errno },
+    })
 }
 
 /// Everything the child needs, allocated before the clone: between it and exec only
@@ -467,16 +485,8 @@ pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) ->
     // Collect the failed child so it is not left a zombie. It is shim's own child, so waitpid
     // can only fail with EINTR, which waitpid_raw retries.
     let _ = reap_one(child);
-    Err(match step {
-        s if s == Step::Group as u8 => SpawnError::ChildSetup { what: "make its process group", errno },
-        s if s == Step::Mask as u8 => SpawnError::ChildSetup { what: "clear its signal mask", errno },
-        s if s == Step::SupplementaryGroups as u8 => {
-            SpawnError::SwitchUser { what: "set its supplementary groups", errno }
-        }
-        s if s == Step::Gid as u8 => SpawnError::SwitchUser { what: "set its group id", errno },
-        s if s == Step::Uid as u8 => SpawnError::SwitchUser { what: "set its user id", errno },
-        _ => SpawnError::Exec { errno, interpreter: missing_interpreter(&prepared, errno) },
-    })
+    Err(setup_error(step, errno)
+        .unwrap_or_else(|| SpawnError::Exec { errno, interpreter: missing_interpreter(&prepared, errno) }))
 }
 
 /// What came through the pipe before EOF.
@@ -1104,11 +1114,27 @@ mod tests {
     }
 
     #[test]
+    fn each_step_but_exec_is_a_set_up_error_of_its_own() {
+        assert!(setup_error(Step::Exec, Errno::ENOENT).is_none(), "exec's error is made with its interpreter");
+        let what = |step| match setup_error(step, Errno::EPERM) {
+            Some(SpawnError::ChildSetup { what, errno: Errno::EPERM }) => ("setup", what),
+            Some(SpawnError::SwitchUser { what, errno: Errno::EPERM }) => ("user", what),
+            other => panic!("{step:?}: {other:?}"),
+        };
+        assert_eq!(what(Step::Group), ("setup", "make its process group"));
+        assert_eq!(what(Step::Mask), ("setup", "clear its signal mask"));
+        assert_eq!(what(Step::SupplementaryGroups), ("user", "set its supplementary groups"));
+        assert_eq!(what(Step::Gid), ("user", "set its group id"));
+        assert_eq!(what(Step::Uid), ("user", "set its user id"));
+        assert_eq!(decode_report(1 << 63 | 200 << 32 | 2), Some((Step::Exec, Errno::ENOENT)), "not one of ours");
+    }
+
+    #[test]
     fn a_report_is_its_step_and_errno_and_no_report_is_none() {
         assert_eq!(decode_report(0), None);
         for step in [Step::Exec, Step::Group, Step::Mask, Step::SupplementaryGroups, Step::Gid, Step::Uid] {
             for errno in [Errno::ENOENT, Errno::EACCES, Errno::EPERM, Errno::UnknownErrno, Errno::from_raw(i32::MAX)] {
-                assert_eq!(decode_report(encode_report(step, errno)), Some((step as u8, errno)), "{step:?} {errno:?}");
+                assert_eq!(decode_report(encode_report(step, errno)), Some((step, errno)), "{step:?} {errno:?}");
             }
         }
     }
