@@ -222,25 +222,8 @@ pub fn floor() -> Init {
     }
 }
 
-fn minimal(path: &Path) -> Init {
-    Init {
-        name: MINIMAL.to_string(),
-        path: Some(path.to_path_buf()),
-        args_pid1: vec!["--".to_string()],
-        args_host: vec!["--".to_string()],
-        version_args: vec!["--version".to_string()],
-        version: first_line(path, &["--version"], Duration::from_secs(5)).unwrap_or_default(),
-        notes: vec![
-            "bench/minimal-init/minimal-init.c, static with musl: blocks every signal, vforks and execs the program, \
-             forwards every signal to it, reaps, exits with its status. Nothing a real init needs besides (no grace \
-             period, no process group, no terminal, no logging): the least an init can cost, never a peer"
-                .to_string(),
-            "not PID 1 it is no subreaper: orphans pass it by".to_string(),
-        ],
-    }
-}
-
-fn shim(name: &str, path: &Path, build: &str) -> Init {
+/// An init this suite builds: called `INIT -- PROG` either way, with `--version`.
+fn built_here(name: &str, path: &Path, notes: Vec<String>) -> Init {
     Init {
         name: name.to_string(),
         path: Some(path.to_path_buf()),
@@ -248,12 +231,28 @@ fn shim(name: &str, path: &Path, build: &str) -> Init {
         args_host: vec!["--".to_string()],
         version_args: vec!["--version".to_string()],
         version: first_line(path, &["--version"], Duration::from_secs(5)).unwrap_or_default(),
-        notes: vec![
-            format!("built by {build}"),
-            "forwards to the program's process group; waits for every descendant, not only its child".to_string(),
-            "not PID 1 it makes itself a subreaper".to_string(),
-        ],
+        notes,
     }
+}
+
+fn minimal(path: &Path) -> Init {
+    let notes = vec![
+        "bench/minimal-init/minimal-init.c, static with musl: blocks every signal, vforks and execs the program, \
+         forwards every signal to it, reaps, exits with its status. Nothing a real init needs besides (no grace \
+         period, no process group, no terminal, no logging): the least an init can cost, never a peer"
+            .to_string(),
+        "not PID 1 it is no subreaper: orphans pass it by".to_string(),
+    ];
+    built_here(MINIMAL, path, notes)
+}
+
+fn shim(name: &str, path: &Path, build: &str) -> Init {
+    let notes = vec![
+        format!("built by {build}"),
+        "forwards to the program's process group; waits for every descendant, not only its child".to_string(),
+        "not PID 1 it makes itself a subreaper".to_string(),
+    ];
+    built_here(name, path, notes)
 }
 
 /// The floor, shim (and its stable build, if shim is the small one), the minimal init, then
