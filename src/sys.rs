@@ -122,9 +122,10 @@ pub fn reset_dispositions() -> Result<(), Errno> {
     Ok(())
 }
 
-/// rt_sigtimedwait(2) on every catchable signal: the syscall's result and the siginfo it
-/// filled. Async-signal-safe, so the key watch uses it after fork too.
-fn take_signal(timeout: Option<&libc::timespec>) -> (libc::c_long, libc::siginfo_t) {
+/// rt_sigtimedwait(2) on every catchable signal: the syscall's result, and the two fields
+/// of the siginfo it filled that shim reads (si_code, and si_pid where the code says a
+/// process sent it, else 0). Async-signal-safe, so the key watch uses it after fork too.
+fn take_signal(timeout: Option<&libc::timespec>) -> (libc::c_long, libc::c_int, libc::pid_t) {
     let ts_ptr = timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -140,7 +141,11 @@ fn take_signal(timeout: Option<&libc::timespec>) -> (libc::c_long, libc::siginfo
             KERNEL_SIGSET_SIZE,
         )
     };
-    (rc, info)
+    // si_code <= 0 means a process sent it (SI_USER, SI_QUEUE, SI_TKILL): then si_pid names it.
+    // SAFETY: for these codes the kernel filled the si_pid union member.
+    let sender = if info.si_code <= 0 { unsafe { info.si_pid() } } else { 0 };
+    // Only these two go back: the whole 128-byte struct would be copied out on every signal.
+    (rc, info.si_code, sender)
 }
 
 /// A signalfd for every catchable signal: readable while one is pending, so that one
@@ -192,7 +197,7 @@ pub fn wait_signal(timeout: Option<Duration>) -> Result<Wait, Errno> {
         tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX) as _,
         tv_nsec: d.subsec_nanos().into(),
     });
-    let (rc, info) = take_signal(ts.as_ref());
+    let (rc, code, sender) = take_signal(ts.as_ref());
     if rc < 0 {
         return match Errno::last() {
             Errno::EAGAIN | Errno::EINTR => Ok(Wait::Nothing),
@@ -202,10 +207,7 @@ pub fn wait_signal(timeout: Option<Duration>) -> Result<Wait, Errno> {
     let Some(sig) = i32::try_from(rc).ok().and_then(Sig::new) else {
         return Ok(Wait::Nothing);
     };
-    // si_code <= 0 means a process sent it (SI_USER, SI_QUEUE, SI_TKILL): then si_pid names it.
-    // SAFETY: for these codes the kernel filled the si_pid union member.
-    let sender = if info.si_code <= 0 { unsafe { info.si_pid() } } else { 0 };
-    Ok(Wait::Signal(Received { sig, code: info.si_code, pid: sender }))
+    Ok(Wait::Signal(Received { sig, code, pid: sender }))
 }
 
 /// Ask for `sig` when shim's parent dies (prctl(2) PR_SET_PDEATHSIG). If the parent died
@@ -777,9 +779,9 @@ fn watch_keys(group: Pid, shim: libc::pid_t, shims: &[i32]) -> ! {
     // process. Every signal is taken off the queue, or real-time ones forwarded to the group
     // would pile up here against the user's limit of pending signals.
     loop {
-        let (rc, info) = take_signal(None);
+        let (rc, code, _) = take_signal(None);
         let key = matches!(rc as libc::c_int, libc::SIGINT | libc::SIGQUIT);
-        if key && info.si_code == libc::SI_KERNEL {
+        if key && code == libc::SI_KERNEL {
             // SAFETY: kill takes two integers. If shim is gone, so is this process.
             unsafe { libc::kill(shim, rc as libc::c_int) };
         }
