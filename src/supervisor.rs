@@ -216,6 +216,11 @@ impl Run<'_> {
                 self.feed(machine, event)?;
             }
         }
+        // With no deadline a tick has nothing to do: not fed, so a forwarded signal costs no
+        // clock reading for it.
+        if machine.deadline().is_none() {
+            return ControlFlow::Continue(());
+        }
         self.feed(machine, Event::Tick)
     }
 
@@ -397,12 +402,27 @@ impl Run<'_> {
         Known { main: self.child, hook: self.hook, watch: self.watch }
     }
 
-    fn name(&self, to: Target) -> String {
-        match to {
-            Target::Child => format!("pid {}", self.child),
-            Target::Group => format!("group {}", self.child),
-            Target::Everyone if self.pid1 => "every process in the namespace".to_string(),
-            Target::Everyone => "every descendant".to_string(),
+    /// How a log line names `to`: written only if the line is, so that forwarding a signal
+    /// formats nothing.
+    fn name(&self, to: Target) -> Named {
+        Named { to, child: self.child, pid1: self.pid1 }
+    }
+}
+
+/// A target as the log names it.
+struct Named {
+    to: Target,
+    child: Pid,
+    pid1: bool,
+}
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.to {
+            Target::Child => write!(f, "pid {}", self.child),
+            Target::Group => write!(f, "group {}", self.child),
+            Target::Everyone if self.pid1 => f.write_str("every process in the namespace"),
+            Target::Everyone => f.write_str("every descendant"),
         }
     }
 }

@@ -166,6 +166,10 @@ fn check(setup: &Setup, steps: &[(u64, Step)]) -> Result<(), TestCaseError> {
         if event == Event::Tick && deadline_before.is_some_and(|d| w.now >= d) {
             prop_assert!(!actions.is_empty(), "a due tick at {:?} did nothing (deadline {deadline_before:?})", w.now);
         }
+        // The loop feeds no tick while no deadline is set, so one then must do nothing.
+        if event == Event::Tick && deadline_before.is_none() {
+            prop_assert!(actions.is_empty(), "a tick with no deadline acted: {actions:?}");
+        }
         for (i, a) in actions.iter().enumerate() {
             match *a {
                 Action::Send { sig, why: Why::Escalate, to } => {

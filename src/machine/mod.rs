@@ -57,8 +57,9 @@ pub enum Event {
     HookExited,
     /// shim received SIGCONT: it was resumed, and `holder` has the terminal now.
     Continued { origin: Origin, holder: Holder },
-    /// Time passed: whatever was due by now is done. Fed after every wake-up, so that a
-    /// steady stream of signals can never starve a deadline.
+    /// Time passed: whatever was due by now is done. Fed after every wake-up while a deadline
+    /// is set, so that a steady stream of signals can never starve it; with none set, a tick
+    /// does nothing.
     Tick,
 }
 
