@@ -440,29 +440,58 @@ fn environ_with(extra: &CString) -> Vec<*const libc::c_char> {
 /// the report, if there is one, is there to read once shim wakes, and that the child's group
 /// exists.
 ///
-/// An emulator may run the clone as a plain fork (qemu-user emulates vfork so): then the
-/// child's memory is its own and shim wakes at once. The child marks, first thing, that it
-/// runs; with no mark when shim wakes, the memory was not shared, and the same report comes
-/// through a close-on-exec pipe instead, read until EOF (nothing read: exec succeeded).
+/// An emulator may run the clone as a plain fork (qemu-user and valgrind emulate vfork so):
+/// then the child's memory is its own and shim would wake at once, with no report to read.
+/// The first clone also asks to share the signal handlers (CLONE_SIGHAND), which a kernel
+/// grants with CLONE_VM and refuses without it (EINVAL): qemu-user refuses it for a fork
+/// itself, and valgrind passes it on to the fork it makes. So on a kernel the child reports
+/// through memory and no pipe is made: a pipe is an inode and two files to allocate, then
+/// close and free, and cold, on a start that is otherwise a few syscalls, it cost as much as a
+/// tenth of shim's start-up. Refused, shim clones again without it and the report comes
+/// through a close-on-exec pipe instead, read until EOF (nothing read: exec succeeded). The
+/// child marks, first thing, that it runs, so that an emulator that forks and grants the flag
+/// is seen too (no mark when shim wakes): the program then starts all the same, and an exec
+/// that fails shows only as exit status 127.
 pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) -> Result<Pid, SpawnError> {
     let prepared = prepare(program, user)?;
+    let child_args =
+        ChildArgs { prepared: &prepared, foreground, report: AtomicU64::new(0), ran: AtomicBool::new(false), pipe: -1 };
+    let child = match clone_vfork(&child_args, libc::CLONE_SIGHAND) {
+        Ok(child) => child,
+        Err(Errno::EINVAL) => return spawn_through_pipe(&prepared, foreground),
+        Err(errno) => return Err(SpawnError::Setup { what: "fork", errno }),
+    };
+    if !child_args.ran.load(Ordering::SeqCst) {
+        // A fork in all but name, with no channel for a report: the child runs on its own.
+        // Its group is made from this side too, so that it exists once spawn returns.
+        let _ = unistd::setpgid(child, child);
+        return Ok(child);
+    }
+    // The child has exec'd or exited (CLONE_VFORK). Unless it left a report, the exec went
+    // past its point of no return, or the child died before it could fail, which is for its
+    // exit status to tell.
+    finish(child, child_args.report.load(Ordering::SeqCst), &prepared)
+}
+
+/// [`spawn`] where the memory may not be shared: the report also comes through a pipe.
+#[cold]
+#[inline(never)]
+fn spawn_through_pipe(prepared: &Prepared, foreground: bool) -> Result<Pid, SpawnError> {
     let (read_end, write_end) =
         unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Setup { what: "create a pipe", errno })?;
     let child_args = ChildArgs {
-        prepared: &prepared,
+        prepared,
         foreground,
         report: AtomicU64::new(0),
         ran: AtomicBool::new(false),
         pipe: write_end.as_raw_fd(),
     };
-    let child = clone_vfork(&child_args);
+    let child = clone_vfork(&child_args, 0);
     drop(write_end);
     let child = child.map_err(|errno| SpawnError::Setup { what: "fork", errno })?;
     let report = if child_args.ran.load(Ordering::SeqCst) {
-        // The child has exec'd or exited (CLONE_VFORK). Unless it left a report, the exec went
-        // past its point of no return, or the child died before it could fail, which is for
-        // its exit status to tell. Not read from the pipe, which would wait: exec closes the
-        // child's copy only after it has woken this process.
+        // Shared after all: as in spawn. Not read from the pipe, which would wait: exec
+        // closes the child's copy only after it has woken this process.
         child_args.report.load(Ordering::SeqCst)
     } else {
         // A fork in all but name: the child runs on its own from here. Its group is also made
@@ -481,6 +510,11 @@ pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) ->
             }
         }
     };
+    finish(child, report, prepared)
+}
+
+/// The spawn's outcome from the child's report (0: exec succeeded).
+fn finish(child: Pid, report: u64, prepared: &Prepared) -> Result<Pid, SpawnError> {
     let Some((step, errno)) = decode_report(report) else {
         return Ok(child);
     };
@@ -488,7 +522,7 @@ pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) ->
     // can only fail with EINTR, which waitpid_raw retries.
     let _ = reap_one(child);
     Err(setup_error(step, errno)
-        .unwrap_or_else(|| SpawnError::Exec { errno, interpreter: missing_interpreter(&prepared, errno) }))
+        .unwrap_or_else(|| SpawnError::Exec { errno, interpreter: missing_interpreter(prepared, errno) }))
 }
 
 /// What came through the pipe before EOF.
@@ -532,7 +566,8 @@ struct ChildArgs<'a> {
     report: AtomicU64,
     /// Set by the child first thing: unset when this process wakes, the memory was not shared.
     ran: AtomicBool,
-    /// The write end of the report pipe: the child's own copy of this descriptor number.
+    /// The write end of the report pipe, the child's own copy of this descriptor number; -1
+    /// when there is none (the memory is shared).
     pipe: RawFd,
 }
 
@@ -549,8 +584,8 @@ struct ChildStack(#[allow(dead_code)] [u8; CHILD_STACK_BYTES]);
 const CHILD_STACK_BYTES: usize = 2 * 1024;
 
 /// Run [`vfork_child`] as a new process that shares this memory, and return its pid once it
-/// has exec'd or exited.
-fn clone_vfork(args: &ChildArgs<'_>) -> Result<Pid, Errno> {
+/// has exec'd or exited. `share` is more clone flags: CLONE_SIGHAND, or none.
+fn clone_vfork(args: &ChildArgs<'_>, share: libc::c_int) -> Result<Pid, Errno> {
     // Left unwritten in a release build: the child touches only the few hundred bytes at its
     // top, and zeroing the rest would touch (and fault in) stack below them for nothing. The
     // debug build zeroes it, for its check.
@@ -562,15 +597,17 @@ fn clone_vfork(args: &ChildArgs<'_>) -> Result<Pid, Errno> {
     }
     // The stack grows down from its end, which the alignment of ChildStack keeps 16-aligned.
     let top = base.wrapping_add(CHILD_STACK_BYTES);
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | share | libc::SIGCHLD;
     let arg = (args as *const ChildArgs<'_>).cast_mut().cast::<libc::c_void>();
     // SAFETY: the child runs `vfork_child` on `stack`, which this thread does not touch while
     // it sleeps (CLONE_VFORK), and it reads `args` in that time, so both outlive their use.
     // Sharing the memory, the child calls only async-signal-safe functions and writes nothing
     // of shim's but errno, which this thread does not read before a failed call sets it again
     // (see exec_child), and the word that it failed. Without CLONE_SETTLS it also shares the
-    // thread pointer, which those functions only use for errno. It never returns: it execs or
-    // _exits.
+    // thread pointer, which those functions only use for errno. With CLONE_SIGHAND it shares
+    // the signal dispositions as well, which it never changes (nor does shim: it blocks
+    // signals and sets no handler); exec gives the program a copy of its own. It never
+    // returns: it execs or _exits.
     let pid = unsafe { libc::clone(vfork_child, top.cast(), flags, arg) };
     #[cfg(debug_assertions)]
     {
@@ -629,12 +666,15 @@ fn report_and_exit(to: &ChildArgs<'_>, step: Step, errno: Errno) -> ! {
     let _ = set_mask(&ALL_CATCHABLE);
     let word = encode_report(step, errno);
     to.report.store(word, Ordering::SeqCst);
-    // Also through the pipe, which shim reads only if the memory turns out not to be shared.
+    // Also through the pipe, if there is one, which shim reads only if the memory turns out
+    // not to be shared.
     let bytes = word.to_ne_bytes();
     // SAFETY: writes REPORT_LEN bytes from a live buffer to an fd this process owns, then
     // _exit, which takes a plain number and never returns.
     unsafe {
-        libc::write(to.pipe, bytes.as_ptr().cast(), bytes.len());
+        if to.pipe >= 0 {
+            libc::write(to.pipe, bytes.as_ptr().cast(), bytes.len());
+        }
         libc::_exit(127)
     }
 }
