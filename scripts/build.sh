@@ -44,10 +44,20 @@ rustup toolchain install "$toolchain" --profile minimal --component rust-src "${
   rustup toolchain install "$toolchain" --profile minimal --component rust-src "${target_args[@]}"
 [ -z "$toolchain_only" ] || { echo "toolchain: $toolchain"; exit 0; }
 
-# RUSTFLAGS replaces .cargo/config.toml's target flags, so the static, non-PIE layout is
-# repeated here. It applies to the targets only, not to build.rs.
-RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no -Clinker=rust-lld -Clink-arg=-znorelro \
--Crelocation-model=static -Ctarget-feature=+crt-static" \
+# These replace .cargo/config.toml's target flags, so the static, non-PIE layout is repeated
+# here. Per target, so that they apply to the targets only, not to build.rs; RUSTFLAGS from
+# the caller would override them all, so it goes.
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
+flags="-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no -Clinker=rust-lld -Clink-arg=-znorelro \
+-Crelocation-model=static -Ctarget-feature=+crt-static"
+# On x86_64 each segment also starts a page of its own, in the file as in memory: then the
+# writable one, data and bss together under 4 KiB, is one page, where it was laid after the
+# code at whatever offset the code's length left and spanned two whenever that offset was
+# past about 0x200, one page fault more for every start (the C library's `environ` was on
+# the second). The padding costs under 8 KB of file. Not on aarch64, whose maximum page size
+# is 64 KiB: padding to it would double the binary.
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$flags -Clink-arg=-zseparate-loadable-segments" \
+CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$flags" \
   cargo "+$toolchain" build --release --locked -p shim "${target_args[@]}" --target-dir "$target_dir" \
   -Z build-std=std,panic_abort -Z build-std-features=
 
