@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::exit::{ExitCode, Status};
 use crate::health::{Health, Server};
 use crate::log::{self, Words};
-use crate::machine::{Action, Dropped, Event, Holder, Left, Machine, Policy, Target, Tty, Why};
+use crate::machine::{Action, Dropped, Event, Holder, Left, Machine, Now, Policy, Target, Tty, Why};
 use crate::signals::{Origin, Sig, SIGCHLD, SIGCONT, SIGKILL};
 use crate::sys::clock::Clock;
 use crate::sys::{self, Known, Remaining, Sent, Wait};
@@ -181,6 +181,18 @@ fn identity(spec: &UserSpec) -> Result<Identity, Error> {
     user::resolve(spec, files, sys::gid()).map_err(|why| Error::user(spec, &why))
 }
 
+/// The clock, read for an event only if the machine asks, and then once.
+struct Reading<'a> {
+    clock: &'a Clock,
+    at: Option<Duration>,
+}
+
+impl Now for Reading<'_> {
+    fn now(&mut self) -> Duration {
+        *self.at.get_or_insert_with(|| self.clock.elapsed())
+    }
+}
+
 /// What carrying out an action leads to.
 enum Done {
     Continue,
@@ -226,9 +238,11 @@ impl Run<'_> {
 
     /// Feed one event and carry out what the machine answers, and what that leads to.
     fn feed(&mut self, machine: &mut Machine, event: Event) -> ControlFlow<ExitCode> {
-        let now = self.clock.elapsed();
-        for action in machine.handle(event, now) {
-            match self.carry_out(action, now, machine.deadline()) {
+        let mut reading = Reading { clock: &self.clock, at: None };
+        let actions = machine.handle(event, &mut reading);
+        let at = reading.at;
+        for action in actions {
+            match self.carry_out(action, at, machine.deadline()) {
                 Done::Continue => {}
                 // Never deeper than one: a hook that could not start is the only source, and
                 // its exit starts nothing.
@@ -288,9 +302,13 @@ impl Run<'_> {
         Some((drained.hook.is_some(), Event::Reaped { main: drained.main, left, main_stopped: drained.main_stopped }))
     }
 
-    /// Do what the machine decided at `now`, with `deadline` the next one it has set.
-    fn carry_out(&mut self, action: Action, now: Duration, deadline: Option<Duration>) -> Done {
-        let until = |due: Option<Duration>| duration::display(due.unwrap_or(now).saturating_sub(now));
+    /// Do what the machine decided, with `deadline` the next one it has set. `at` is the time
+    /// the machine went by, if it read one; only a log line needs it otherwise.
+    fn carry_out(&mut self, action: Action, at: Option<Duration>, deadline: Option<Duration>) -> Done {
+        let until = |due: Option<Duration>| {
+            let now = at.unwrap_or_else(|| self.clock.elapsed());
+            duration::display(due.unwrap_or(now).saturating_sub(now))
+        };
         match action {
             Action::Send { sig, to, why } => {
                 let name = self.name(to);

@@ -14,6 +14,26 @@ use std::time::Duration;
 pub use action::{Action, Actions, Dropped, Target, Why};
 pub use policy::{Hook, JobControl, Policy, Tty};
 
+/// When an event happens (monotonic, from any fixed origin), asked for only where the answer
+/// depends on it: most events, a forwarded signal among them, need no time, and a caller that
+/// reads a clock for it then reads none. The same time however often it is asked during one
+/// event.
+pub trait Now {
+    fn now(&mut self) -> Duration;
+}
+
+impl Now for Duration {
+    fn now(&mut self) -> Duration {
+        *self
+    }
+}
+
+impl<N: Now + ?Sized> Now for &mut N {
+    fn now(&mut self) -> Duration {
+        (**self).now()
+    }
+}
+
 use crate::config::ForwardTo;
 use crate::exit::Status;
 use crate::signals::{Origin, Sig, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGTERM};
@@ -155,10 +175,11 @@ impl Machine {
     }
 
     /// Decide what `event`, happening at `now` (monotonic, from any fixed origin), calls for.
-    pub fn handle(&mut self, event: Event, now: Duration) -> Actions {
+    pub fn handle(&mut self, event: Event, mut now: impl Now) -> Actions {
         if self.done {
             return Actions::none();
         }
+        let now = &mut now;
         match event {
             Event::Signal { sig, origin } => self.on_signal(sig, origin, now),
             Event::Reaped { main, left, main_stopped } => self.on_reaped(main, left, main_stopped, now),
@@ -168,7 +189,7 @@ impl Machine {
         }
     }
 
-    fn on_signal(&mut self, sig: Sig, origin: Origin, now: Duration) -> Actions {
+    fn on_signal(&mut self, sig: Sig, origin: Origin, now: &mut impl Now) -> Actions {
         if origin == Origin::Shim {
             return Actions::one(Action::Drop { sig, why: Dropped::OwnSignal });
         }
@@ -190,7 +211,7 @@ impl Machine {
                 let forced = s.forwarded >= FORCE_AFTER_FORWARDED || (ctrl_c && (delivered || s.ctrl_c > 0));
                 s.ctrl_c += u8::from(ctrl_c);
                 if forced {
-                    s.phase = Phase::Killing { last: now };
+                    s.phase = Phase::Killing { last: now.now() };
                     return Actions::one(Action::Send { sig: SIGKILL, to: Target::Everyone, why: Why::Forced });
                 }
                 if delivered {
@@ -199,7 +220,7 @@ impl Machine {
                     let mut kill_hook = None;
                     if let Phase::Holding { hook, .. } = s.phase {
                         kill_hook = (hook == HookRun::Running).then_some(Action::KillHook);
-                        s.phase = Phase::Draining { deadline: now.saturating_add(self.policy.grace) };
+                        s.phase = Phase::Draining { deadline: now.now().saturating_add(self.policy.grace) };
                     }
                     return Actions::of([kill_hook, Some(Action::Drop { sig, why: Dropped::Delivered }), None]);
                 }
@@ -265,10 +286,10 @@ impl Machine {
         Actions::of([foreground, Some(send), None])
     }
 
-    fn begin_requested_stop(&mut self, sig: Sig, ctrl_c: bool, now: Duration) -> Actions {
+    fn begin_requested_stop(&mut self, sig: Sig, ctrl_c: bool, now: &mut impl Now) -> Actions {
         let mut stop = Stopping {
             cause: Stop::Requested(sig),
-            phase: Phase::Draining { deadline: now.saturating_add(self.policy.grace) },
+            phase: Phase::Draining { deadline: now.now().saturating_add(self.policy.grace) },
             forwarded: 0,
             ctrl_c: u8::from(ctrl_c),
         };
@@ -279,7 +300,7 @@ impl Machine {
         }
         // The hook is bounded by the delay, or by the grace period when there is none.
         let bound = if self.policy.stop_delay.is_zero() { self.policy.grace } else { self.policy.stop_delay };
-        let release_at = now.saturating_add(bound);
+        let release_at = now.now().saturating_add(bound);
         let run = if hook { HookRun::Running } else { HookRun::Over };
         stop.phase = Phase::Holding { sig, release_at, hook: run };
         self.stop = Some(stop);
@@ -289,8 +310,8 @@ impl Machine {
 
     /// Forward the held (or a new) stop signal now and start the grace period; the hook, if
     /// still running, has had its time.
-    fn release(&mut self, sig: Sig, now: Duration) -> Actions {
-        let deadline = now.saturating_add(self.policy.grace);
+    fn release(&mut self, sig: Sig, now: &mut impl Now) -> Actions {
+        let deadline = now.now().saturating_add(self.policy.grace);
         let Some(s) = self.stop.as_mut() else { return Actions::none() };
         let kill_hook = matches!(s.phase, Phase::Holding { hook: HookRun::Running, .. }).then_some(Action::KillHook);
         let why = if s.forwarded == 0 { Why::StopBegins } else { Why::Forward };
@@ -303,7 +324,7 @@ impl Machine {
         }
     }
 
-    fn on_reaped(&mut self, main: Option<Status>, left: Left, main_stopped: bool, now: Duration) -> Actions {
+    fn on_reaped(&mut self, main: Option<Status>, left: Left, main_stopped: bool, now: &mut impl Now) -> Actions {
         let just_exited = match (self.main, main) {
             (Main::Running, Some(status)) => {
                 self.main = Main::Exited(status);
@@ -330,7 +351,7 @@ impl Machine {
             // delay or hook (those are for stops asked for by a signal).
             self.stop = Some(Stopping {
                 cause: Stop::ChildExited,
-                phase: Phase::Draining { deadline: now.saturating_add(self.policy.grace) },
+                phase: Phase::Draining { deadline: now.now().saturating_add(self.policy.grace) },
                 forwarded: 0,
                 ctrl_c: 0,
             });
@@ -362,7 +383,7 @@ impl Machine {
         }
     }
 
-    fn on_hook_exited(&mut self, now: Duration) -> Actions {
+    fn on_hook_exited(&mut self, now: &mut impl Now) -> Actions {
         let Some(s) = self.stop.as_mut() else { return Actions::none() };
         let Phase::Holding { sig, hook: hook @ HookRun::Running, .. } = &mut s.phase else {
             return Actions::none();
@@ -392,15 +413,16 @@ impl Machine {
         Actions::none()
     }
 
-    fn on_tick(&mut self, now: Duration) -> Actions {
-        if self.deadline().is_none_or(|due| now < due) {
+    fn on_tick(&mut self, now: &mut impl Now) -> Actions {
+        let mut at = now.now();
+        if self.deadline().is_none_or(|due| at < due) {
             return Actions::none();
         }
         let Some(s) = self.stop.as_mut() else { return Actions::none() };
         match s.phase {
-            Phase::Holding { sig, .. } => self.release(sig, now),
+            Phase::Holding { sig, .. } => self.release(sig, &mut at),
             Phase::Draining { .. } | Phase::Killing { .. } => {
-                s.phase = Phase::Killing { last: now };
+                s.phase = Phase::Killing { last: at };
                 Actions::one(Action::Send { sig: SIGKILL, to: Target::Everyone, why: Why::Escalate })
             }
         }

@@ -62,6 +62,31 @@ fn ordinary_signals_are_forwarded_to_the_group_and_start_nothing() {
     assert_eq!(m.deadline(), None, "no stop, so no timer: idle costs nothing");
 }
 
+/// The time of every event, counting how often it is asked for.
+struct Counted(u32);
+
+impl Now for Counted {
+    fn now(&mut self) -> Duration {
+        self.0 += 1;
+        ms(0)
+    }
+}
+
+#[test]
+fn only_events_that_depend_on_the_time_read_it() {
+    let mut m = group();
+    let mut reads = Counted(0);
+    let _ = m.handle(signal(SIGUSR1), &mut reads);
+    let _ = m.handle(cont(Holder::Other), &mut reads);
+    let _ = m.handle(reaped(None, Left::Some), &mut reads);
+    assert_eq!(reads.0, 0, "forwarding and an empty reap need no time");
+    let _ = m.handle(signal(SIGTERM), &mut reads);
+    let asked = reads.0;
+    assert!(asked > 0, "a stop sets its deadline from the time");
+    let _ = m.handle(signal(SIGUSR1), &mut reads);
+    assert_eq!(reads.0, asked, "forwarding during a stop needs none either");
+}
+
 #[test]
 fn forward_to_child_targets_the_child_alone() {
     let mut m = machine(ForwardTo::Child, JobControl::Off);
