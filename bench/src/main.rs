@@ -6,6 +6,8 @@
 //! cargo run --release -p shim-bench -- --quick    a short smoke run
 //! cargo run --release -p shim-bench -- --render   redraw latest.md and latest.svg from latest.json
 //! cargo run --release -p shim-bench -- --counts   figure 8 alone (seconds), printed, nothing written
+//! cargo run --release -p shim-bench -- --start    figure 1 alone (a minute), printed, nothing written
+//! cargo run --release -p shim-bench -- --forward  figure 2 alone (a minute), printed, nothing written
 //! ```
 //! It needs root: every init is measured as PID 1 of a new PID namespace, as in a container.
 //! `main` only wires parse → build → measure → write.
@@ -30,7 +32,7 @@ use serde_json::{json, Value};
 use error::{Context, Error, Result};
 use figures::Bench;
 
-const USAGE: &str = "usage: cargo run --release -p shim-bench [-- --quick | --render | --counts]";
+const USAGE: &str = "usage: cargo run --release -p shim-bench [-- --quick | --render | --counts | --start | --forward]";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -40,6 +42,10 @@ enum Mode {
     Render,
     /// Only count start-up's instructions and syscalls (figure 8), and print them.
     Counts,
+    /// Only time start + exit (figure 1), and print it.
+    Start,
+    /// Only time signal forwarding (figure 2), and print it.
+    Forward,
 }
 
 fn parse_args() -> Result<Mode> {
@@ -49,6 +55,8 @@ fn parse_args() -> Result<Mode> {
         ["--quick"] => Ok(Mode::Quick),
         ["--render"] => Ok(Mode::Render),
         ["--counts"] => Ok(Mode::Counts),
+        ["--start"] => Ok(Mode::Start),
+        ["--forward"] => Ok(Mode::Forward),
         ["-h" | "--help"] => {
             println!("{USAGE}");
             std::process::exit(0)
@@ -90,6 +98,9 @@ fn method(b: &Bench) -> Vec<String> {
         "minimal-init: bench/minimal-init/minimal-init.c, built static with musl-gcc by the suite; it blocks every \
          signal, vforks and execs the program, forwards, reaps and exits with its status, and does nothing else. Its \
          start + exit Δ is what any init costs, and figure 1 gives every init's Δ as a multiple of it. Not a peer."
+            .to_string(),
+        "The program of figures 1 and 8: bench/minimal-init/true.c (`int main(void) { return 0; }`), static with \
+         musl-gcc, so that no dynamic loader's start-up, and none of its spread from run to run, is in the times."
             .to_string(),
         "CPU: the init's own time (not its children's), from /proc/PID/schedstat in ns, read while it sleeps."
             .to_string(),
@@ -152,13 +163,23 @@ fn run(mode: Mode) -> Result<()> {
     // Before the suite: the reaping figure's own 20 000 orphans raise it for minutes after.
     let load_start = machine::load_average();
     let t0 = Instant::now();
-    let bench = Bench::new(inits, built.child.clone(), quick, &built.target_dir.join("logs"))?;
+    let bench = Bench::new(inits, built.child.clone(), built.program.clone(), quick, &built.target_dir.join("logs"))?;
     if mode == Mode::Counts {
         let counts = figures::counts::run(&bench).context(|| "count instructions and syscalls".to_string())?;
         print!("{}", report::markdown::one_figure(&json!({ "figures": { "counts": counts } }), "counts"));
         return Ok(());
     }
-    let start = figure(1, "start + exit of INIT -- /bin/true", || figures::start::run(&bench))?;
+    if mode == Mode::Start {
+        let start = figures::start::run(&bench).context(|| "time start + exit".to_string())?;
+        print!("{}", report::markdown::one_figure(&json!({ "figures": { "start": start } }), "start"));
+        return Ok(());
+    }
+    if mode == Mode::Forward {
+        let (forward, _) = figures::forward::run(&bench).context(|| "time signal forwarding".to_string())?;
+        print!("{}", report::markdown::one_figure(&json!({ "figures": { "forward": forward } }), "forward"));
+        return Ok(());
+    }
+    let start = figure(1, "start + exit of INIT -- true", || figures::start::run(&bench))?;
     let (forward, known) = figure(2, "signal forwarding latency", || figures::forward::run(&bench))?;
     let storm = figure(3, "signal storm", || figures::storm::run(&bench, &known))?;
     let reap = figure(4, "reaping orphans", || figures::reap::run(&bench, &known))?;

@@ -20,6 +20,8 @@ pub struct Built {
     pub child: PathBuf,
     /// The least an init can do (bench/minimal-init/minimal-init.c): the floor of figure 1.
     pub minimal_init: PathBuf,
+    /// The program figures 1 and 8 run under each init (bench/minimal-init/true.c).
+    pub program: PathBuf,
     /// Where the builds went; the inits' logs go there too.
     pub target_dir: PathBuf,
 }
@@ -46,7 +48,8 @@ pub fn build(root: &Path) -> Result<Built> {
     cargo(root, &target_dir, &["-p", "shim"])?;
     cargo(root, &target_dir, &["-p", "shim-bench", "--bin", "bench-child"])?;
     let out = target_dir.join(TARGET).join("release");
-    let minimal_init = build_minimal_init(root, &target_dir)?;
+    let minimal_init = build_c(root, &target_dir, "minimal-init")?;
+    let program = build_c(root, &target_dir, "true")?;
     let stable = out.join("shim");
     let (shim, shim_build, shim_stable) = match build_shipped(root) {
         Ok(shipped) => {
@@ -57,7 +60,7 @@ pub fn build(root: &Path) -> Result<Built> {
             (stable, format!("`cargo build --release` (stable; `{SHIPPED_SCRIPT}` failed here: {e})"), None)
         }
     };
-    Ok(Built { shim, shim_build, shim_stable, child: out.join("bench-child"), minimal_init, target_dir })
+    Ok(Built { shim, shim_build, shim_stable, child: out.join("bench-child"), minimal_init, program, target_dir })
 }
 
 const SHIPPED_SCRIPT: &str = "scripts/build.sh";
@@ -83,13 +86,14 @@ fn build_shipped(root: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The C compiler for the minimal init: musl's wrapper, so that it is as static and as small
-/// as shim's own C library makes shim.
+/// The C compiler for the minimal init and the program: musl's wrapper, so that they are as
+/// static and as small as shim's own C library makes shim.
 const MUSL_GCC: &str = "musl-gcc";
 
-fn build_minimal_init(root: &Path, target_dir: &Path) -> Result<PathBuf> {
-    let source = root.join("bench").join("minimal-init").join("minimal-init.c");
-    let out = target_dir.join("minimal-init");
+/// Build bench/minimal-init/NAME.c into the target directory as NAME.
+fn build_c(root: &Path, target_dir: &Path, name: &str) -> Result<PathBuf> {
+    let source = root.join("bench").join("minimal-init").join(format!("{name}.c"));
+    let out = target_dir.join(name);
     let mut cmd = Command::new(MUSL_GCC);
     cmd.args(["-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror", "-o"]).arg(&out).arg(&source);
     eprintln!("shim-bench: {cmd:?}");

@@ -1,5 +1,5 @@
-//! Figure 8: what start-up and exit take, counted. Each init runs `INIT -- /bin/true` as PID 1
-//! of a new PID and mount namespace, single-stepped by the harness (`sys::ptrace`) from its
+//! Figure 8: what start-up and exit take, counted. Each init runs `INIT -- true` (the static
+//! one, [`Bench::program`]) as PID 1 of a new PID and mount namespace, single-stepped by the harness (`sys::ptrace`) from its
 //! exec to its exit: its instructions and syscalls from the exec to the syscall that spawns
 //! the program, its child's until that child execs, the init's own while the program runs,
 //! and from the program's exit to the init's. Counts, not times, so the machine's load does
@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 
 use super::{interleave, Bench, ENV};
 use crate::error::{Context, Result};
-use crate::figures::start::PROGRAM;
 use crate::stats;
 use crate::sys::ptrace::{self, Phase, PHASES};
 use crate::sys::{Namespace, Program};
@@ -45,7 +44,7 @@ struct Samples {
 
 pub fn run(b: &Bench) -> Result<Value> {
     let runs = if b.quick { 1 } else { 3 };
-    let program = [PROGRAM.to_string()];
+    let program = [b.program.display().to_string()];
     let n = b.inits.len();
     let mut prepared = Vec::new();
     for init in &b.inits {
@@ -104,7 +103,7 @@ pub fn run(b: &Bench) -> Result<Value> {
         })
         .collect();
     Ok(json!({
-        "program": PROGRAM,
+        "program": b.program.display().to_string(),
         "runs": runs,
         "how": "single-stepped under ptrace as PID 1 of a new PID and mount namespace; the init's own exec counts as its \
                 first syscall",

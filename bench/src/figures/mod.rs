@@ -53,6 +53,8 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Bench {
     pub inits: Vec<Init>,
     pub child: PathBuf,
+    /// The program figures 1 and 8 start (a static `true`).
+    pub program: PathBuf,
     pub quick: bool,
     /// The CPU the measured tree (init and children) is pinned to.
     pub tree_cpu: usize,
@@ -65,7 +67,7 @@ pub struct Bench {
 }
 
 impl Bench {
-    pub fn new(inits: Vec<Init>, child: PathBuf, quick: bool, log_dir: &Path) -> Result<Bench> {
+    pub fn new(inits: Vec<Init>, child: PathBuf, program: PathBuf, quick: bool, log_dir: &Path) -> Result<Bench> {
         let cpus = sys::allowed_cpus().context(|| "read the allowed CPUs".to_string())?;
         let tree_cpu = *cpus.last().ok_or_else(|| Error::new("find a CPU to run on"))?;
         let harness_cpu = cpus.iter().copied().find(|&c| c != tree_cpu).unwrap_or(tree_cpu);
@@ -77,7 +79,7 @@ impl Bench {
             let file = File::create(&path).and_then(sys::open_high).context(|| format!("create {}", path.display()))?;
             logs.push((file, path));
         }
-        Ok(Bench { inits, child, quick, tree_cpu, harness_cpu, null, logs })
+        Ok(Bench { inits, child, program, quick, tree_cpu, harness_cpu, null, logs })
     }
 
     /// Start init `i` with `bench-child ARGS` under it, the tree pinned to the tree CPU.
