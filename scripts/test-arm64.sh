@@ -108,7 +108,7 @@ skip=(
   # qemu needs a thread of its own to start, which RLIMIT_NPROC=1 refuses.
   fork_failing_for_the_process_limit_is_125_with_what_to_do
   # qemu and the wrapper need file descriptors of their own, more than RLIMIT_NOFILE=4.
-  running_out_of_file_descriptors_is_125_with_what_to_do health_out_of_file_descriptors_is_125_with_what_to_do
+  starting_the_program_needs_no_file_descriptor health_out_of_file_descriptors_is_125_with_what_to_do
   # Its peak-RSS bound would measure qemu's memory (about 11 MB), not shim's.
   a_program_that_forks_50000_processes_leaves_no_zombie
   # qemu itself dies of a SIGABRT sent to it from outside.
