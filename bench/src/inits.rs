@@ -127,8 +127,9 @@ fn peers() -> Vec<Peer> {
             install: "apt-get install dumb-init",
             notes: &[
                 "setsid()s its child and forwards to that session's group; with sched_autogroup on and no cpu cgroup \
-                 (see the machine), the new session is also a scheduling group of its own, which shortens its \
-                 round trips here: `dumb-init -c` (no setsid) is no faster than catatonit",
+                 (the suite makes one of its own where it can: see the machine), the new session is also a \
+                 scheduling group of its own, which shortens its round trips by 1-3 µs: `dumb-init -c` (no \
+                 setsid) is then no faster than catatonit",
                 "exits as soon as its child exits (SIGTERM to the group first)",
                 "not a subreaper: not PID 1, orphans pass it by and are not its to reap",
             ],

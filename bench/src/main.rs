@@ -12,6 +12,7 @@
 //! It needs root: every init is measured as PID 1 of a new PID namespace, as in a container.
 //! `main` only wires parse → build → measure → write.
 
+mod cgroup;
 mod elf;
 mod error;
 mod figures;
@@ -82,6 +83,10 @@ fn method(b: &Bench) -> Vec<String> {
          /proc is not remounted inside. Not PID 1: an ordinary child of the harness. Either way the tree gets a \
          container's environment (PATH, HOSTNAME, HOME), stdin from /dev/null, stdout and stderr to a log."
             .to_string(),
+        "Cgroup: the suite moves itself into a cpu cgroup of its own (`shim-bench`, v1 or v2) before it starts \
+         anything, so every tree runs as in a container, where the kernel's autogroup does not apply; the \
+         machine line says which cgroup it ran in."
+            .to_string(),
         "Interleaved: every figure runs the inits in turn (A B C A B C ...), each round starting one init further along."
             .to_string(),
         format!(
@@ -151,6 +156,10 @@ fn run(mode: Mode) -> Result<()> {
     }
     if !sys::is_root() {
         return Err(Error::new("start: the bench needs root, to run each init as PID 1 of a new PID namespace"));
+    }
+    match cgroup::enter() {
+        Ok(dir) => eprintln!("shim-bench: measuring in the cpu cgroup {}, as a container would run", dir.display()),
+        Err(why) => eprintln!("shim-bench: measuring in the cgroup it was started in: {why}"),
     }
     let quick = mode == Mode::Quick;
     let command = format!("cargo run --release -p shim-bench{}", if quick { " -- --quick" } else { "" });
