@@ -109,6 +109,8 @@ skip=(
   fork_failing_for_the_process_limit_is_125_with_what_to_do
   # qemu and the wrapper need file descriptors of their own, more than RLIMIT_NOFILE=4.
   starting_the_program_needs_no_file_descriptor health_out_of_file_descriptors_is_125_with_what_to_do
+  # valgrind would run the wrapper, not the aarch64 binary (qemu is the fork path's test here).
+  where_vfork_is_a_fork_the_report_comes_through_the_pipe
   # Its peak-RSS bound would measure qemu's memory (about 11 MB), not shim's.
   a_program_that_forks_50000_processes_leaves_no_zombie
   # qemu itself dies of a SIGABRT sent to it from outside.

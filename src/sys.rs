@@ -454,23 +454,13 @@ fn environ_with(extra: &CString) -> Vec<*const libc::c_char> {
 /// that fails shows only as exit status 127.
 pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) -> Result<Pid, SpawnError> {
     let prepared = prepare(program, user)?;
-    let child_args =
-        ChildArgs { prepared: &prepared, foreground, report: AtomicU64::new(0), ran: AtomicBool::new(false), pipe: -1 };
-    let child = match clone_vfork(&child_args, libc::CLONE_SIGHAND) {
-        Ok(child) => child,
-        Err(Errno::EINVAL) => return spawn_through_pipe(&prepared, foreground),
-        Err(errno) => return Err(SpawnError::Setup { what: "fork", errno }),
-    };
-    if !child_args.ran.load(Ordering::SeqCst) {
+    match clone_reporting(&prepared, foreground, -1, libc::CLONE_SIGHAND) {
+        Ok((child, Some(report))) => finish(child, report, &prepared),
         // A fork in all but name, with no channel for a report: the child runs on its own.
-        // Its group is made from this side too, so that it exists once spawn returns.
-        let _ = unistd::setpgid(child, child);
-        return Ok(child);
+        Ok((child, None)) => Ok(child),
+        Err(Errno::EINVAL) => spawn_through_pipe(&prepared, foreground),
+        Err(errno) => Err(SpawnError::Setup { what: "fork", errno }),
     }
-    // The child has exec'd or exited (CLONE_VFORK). Unless it left a report, the exec went
-    // past its point of no return, or the child died before it could fail, which is for its
-    // exit status to tell.
-    finish(child, child_args.report.load(Ordering::SeqCst), &prepared)
 }
 
 /// [`spawn`] where the memory may not be shared: the report also comes through a pipe.
@@ -479,38 +469,47 @@ pub fn spawn(program: &[OsString], foreground: bool, user: Option<&Identity>) ->
 fn spawn_through_pipe(prepared: &Prepared, foreground: bool) -> Result<Pid, SpawnError> {
     let (read_end, write_end) =
         unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| SpawnError::Setup { what: "create a pipe", errno })?;
-    let child_args = ChildArgs {
-        prepared,
-        foreground,
-        report: AtomicU64::new(0),
-        ran: AtomicBool::new(false),
-        pipe: write_end.as_raw_fd(),
-    };
-    let child = clone_vfork(&child_args, 0);
+    let cloned = clone_reporting(prepared, foreground, write_end.as_raw_fd(), 0);
     drop(write_end);
-    let child = child.map_err(|errno| SpawnError::Setup { what: "fork", errno })?;
-    let report = if child_args.ran.load(Ordering::SeqCst) {
-        // Shared after all: as in spawn. Not read from the pipe, which would wait: exec
-        // closes the child's copy only after it has woken this process.
-        child_args.report.load(Ordering::SeqCst)
-    } else {
-        // A fork in all but name: the child runs on its own from here. Its group is also made
-        // from this side, so that it exists once spawn returns (a failure is the child's to
-        // report: it makes the same call itself).
-        let _ = unistd::setpgid(child, child);
-        match read_pipe_report(&read_end) {
-            Ok(PipeReport::Word(word)) => word,
-            Ok(PipeReport::Cut { got }) => {
-                let _ = reap_one(child);
-                return Err(SpawnError::CutReport { got });
-            }
-            Err(errno) => {
-                let _ = reap_one(child);
-                return Err(SpawnError::Setup { what: "read the program's start-up report", errno });
-            }
+    let (child, shared) = cloned.map_err(|errno| SpawnError::Setup { what: "fork", errno })?;
+    // Shared after all: as in spawn. Not read from the pipe, which would wait: exec closes the
+    // child's copy only after it has woken this process.
+    let report = match shared.map_or_else(|| read_pipe_report(&read_end), |word| Ok(PipeReport::Word(word))) {
+        Ok(PipeReport::Word(word)) => word,
+        Ok(PipeReport::Cut { got }) => {
+            let _ = reap_one(child);
+            return Err(SpawnError::CutReport { got });
+        }
+        Err(errno) => {
+            let _ = reap_one(child);
+            return Err(SpawnError::Setup { what: "read the program's start-up report", errno });
         }
     };
     finish(child, report, prepared)
+}
+
+/// Clone the child with `pipe` as its report pipe (-1: none) and `share` as more clone
+/// flags: its pid, and its report if the memory turned out to be shared (`None`: a fork in
+/// all but name, whose report, if any, is the pipe's).
+fn clone_reporting(
+    prepared: &Prepared,
+    foreground: bool,
+    pipe: RawFd,
+    share: libc::c_int,
+) -> Result<(Pid, Option<u64>), Errno> {
+    let args = ChildArgs { prepared, foreground, report: AtomicU64::new(0), ran: AtomicBool::new(false), pipe };
+    let child = clone_vfork(&args, share)?;
+    if args.ran.load(Ordering::SeqCst) {
+        // The child has exec'd or exited (CLONE_VFORK). Unless it left a report, the exec went
+        // past its point of no return, or the child died before it could fail, which is for
+        // its exit status to tell.
+        return Ok((child, Some(args.report.load(Ordering::SeqCst))));
+    }
+    // The child runs on its own from here. Its group is also made from this side, so that it
+    // exists once spawn returns (a failure is the child's to report: it makes the same call
+    // itself).
+    let _ = unistd::setpgid(child, child);
+    Ok((child, None))
 }
 
 /// The spawn's outcome from the child's report (0: exec succeeded).

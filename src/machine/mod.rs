@@ -14,6 +14,10 @@ use std::time::Duration;
 pub use action::{Action, Actions, Dropped, Target, Why};
 pub use policy::{Hook, JobControl, Policy, Tty};
 
+use crate::config::ForwardTo;
+use crate::exit::Status;
+use crate::signals::{Origin, Sig, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGTERM};
+
 /// When an event happens (monotonic, from any fixed origin), asked for only where the answer
 /// depends on it: most events, a forwarded signal among them, need no time, and a caller that
 /// reads a clock for it then reads none. The same time however often it is asked during one
@@ -33,10 +37,6 @@ impl<N: Now + ?Sized> Now for &mut N {
         (**self).now()
     }
 }
-
-use crate::config::ForwardTo;
-use crate::exit::Status;
-use crate::signals::{Origin, Sig, SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGTERM};
 
 /// After escalation, SIGKILL again this often while anything is left: a process forked between
 /// the scan and the kill (outside a PID namespace nothing freezes them) is caught next round.

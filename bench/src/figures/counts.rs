@@ -1,6 +1,6 @@
 //! Figure 8: what start-up and exit take, counted. Each init runs `INIT -- true` (the static
-//! one, [`Bench::program`]) as PID 1 of a new PID and mount namespace, single-stepped by the harness (`sys::ptrace`) from its
-//! exec to its exit: its instructions and syscalls from the exec to the syscall that spawns
+//! one, [`Bench::program`]) as PID 1 of a new PID and mount namespace, single-stepped by the
+//! harness (`sys::ptrace`) from its exec to its exit: its instructions and syscalls from the exec to the syscall that spawns
 //! the program, its child's until that child execs, the init's own while the program runs,
 //! and from the program's exit to the init's. Counts, not times, so the machine's load does
 //! not move them; they vary by a few instructions between runs (randomised addresses change
