@@ -18,6 +18,14 @@ use crate::sys::Namespace;
 /// not slow the reaping down.
 const POLL: Duration = Duration::from_micros(200);
 
+/// Orphans per round, and rounds. Many rounds of a thousand rather than a few of tens of
+/// thousands: a round's CPU per orphan moves by ±30 % with where the kernel's deferred frees
+/// (task structs, pids, /proc entries, after an RCU grace period) happen to run, and a median
+/// of three such rounds of 20 000 moved by twice the differences between the inits from one
+/// run to the next. Forty rounds of 1 000 take less time and repeat within about 6 %.
+const ORPHANS: usize = 1_000;
+const ROUNDS: usize = 40;
+
 /// The series each round adds to.
 const SERIES: [&str; 3] = ["cpu_us_per_orphan", "ms_to_no_zombie", "wakeups"];
 
@@ -62,20 +70,19 @@ fn reap(b: &Bench, i: usize, busy: bool, orphans: usize, s: &mut Samples) -> Res
 }
 
 pub fn run(b: &Bench, known: &Known) -> Result<Value> {
-    let orphans = if b.quick { 2_000 } else { 20_000 };
-    let rounds = if b.quick { 1 } else { 3 };
+    let rounds = if b.quick { 2 } else { ROUNDS };
     b.pin_harness(b.harness_cpu)?;
     let n = b.inits.len();
     let mut samples: Vec<Samples> = (0..n).map(|_| Samples::new(&SERIES)).collect();
     let mut problems: Vec<Option<String>> = vec![None; n];
-    interleave(rounds, &b.init_indices(), &mut problems, |_, i| reap(b, i, known.busy[i], orphans, &mut samples[i]));
+    interleave(rounds, &b.init_indices(), &mut problems, |_, i| reap(b, i, known.busy[i], ORPHANS, &mut samples[i]));
     let results: Vec<Value> = b
         .init_indices()
         .into_iter()
         .map(|i| b.result(i, samples[i].to_json(), problems[i].as_deref(), known.busy[i].then_some(BUSY_NOTE)))
         .collect();
     Ok(json!({
-        "orphans": orphans,
+        "orphans": ORPHANS,
         "rounds": rounds,
         "poll_us": POLL.as_micros() as u64,
         "cpu": format!("tree on CPU {}, harness on CPU {}", b.tree_cpu, b.harness_cpu),

@@ -121,7 +121,7 @@ fn header(doc: &Value, out: &mut String) {
     let _ = writeln!(
         out,
         "# shim benchmarks\n\nMeasured {} on {} ({} GiB); load average {} before the suite (a run shortly before \
-         leaves it high: the reaping figure makes 20 000 processes runnable at once); the suite took {} s.  \n\
+         leaves it high: the reaping figure makes 1 000 processes runnable at once, forty times); the suite took {} s.  \n\
          Scheduler: sched_autogroup {}, cpu cgroup `{}` (the suite moves into one of its own, as a container has, \
          where autogroup does not apply; `/` if it could not).  \nCommand: `{}`\n",
         doc["date"].as_str().unwrap_or("?"),
