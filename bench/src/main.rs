@@ -93,7 +93,7 @@ fn method(b: &Bench) -> Vec<String> {
          anything, so every tree runs as in a container, where the kernel's autogroup does not apply; the \
          machine line says which cgroup it ran in."
             .to_string(),
-        "Interleaved: every figure runs the inits in turn (A B C A B C ...), each round starting one init further along."
+        "Interleaved: every figure runs the inits in turn, round after round (B A C, C B A, A C B ...), each round in its own shuffled order (the same in every run), so that no init always follows the same one: what a round leaves behind, caches evicted by a large binary or the kernel's deferred frees after a reaping round, does not fall on one init."
             .to_string(),
         format!(
             "Pinned: the measured tree (init, child, orphans) runs on CPU {}; the harness shares that CPU where a figure \

@@ -41,7 +41,7 @@ fn round_trips(
     for round in 0..warmup + count {
         let members: Vec<usize> = (0..group.len()).collect();
         let mut failed = Vec::new();
-        for k in Bench::rotated(round, &members) {
+        for k in Bench::shuffled(round, &members) {
             let (i, r) = &mut group[k];
             let t0 = Instant::now();
             let acked = r

@@ -71,7 +71,7 @@ pub fn run(b: &Bench) -> Result<Value> {
     let members = b.all_indices();
     for round in 0..warmup + runs {
         for (m, mode) in MODES.iter().enumerate() {
-            for i in Bench::rotated(round, &members) {
+            for i in Bench::shuffled(round, &members) {
                 let Some(program) = &prepared[m][i] else { continue };
                 let t0 = Instant::now();
                 let mut proc = sys::spawn(program, mode.ns, Some(b.tree_cpu), &b.quiet_stdio(i))
