@@ -353,11 +353,20 @@ fn slowloris(addr: SocketAddr, count: usize, stop: Arc<AtomicBool>) -> std::thre
 /// `total` connections as fast as they go, from `threads` threads: half close at once, half
 /// send garbage first. How many connected.
 fn flood(addr: SocketAddr, total: usize, threads: usize) -> usize {
+    flood_until(addr, total, threads, Arc::new(AtomicBool::new(true)))
+}
+
+/// As `flood`, and on past `total` until `done`: how long a fixed count takes depends on
+/// the machine, and what it must overlap is an event, not a duration.
+fn flood_until(addr: SocketAddr, total: usize, threads: usize, done: Arc<AtomicBool>) -> usize {
     let workers: Vec<_> = (0..threads)
         .map(|t| {
+            let done = done.clone();
             std::thread::spawn(move || {
                 let mut connected = 0;
-                for i in 0..total / threads {
+                let mut i = 0;
+                while i < total / threads || !done.load(Ordering::Relaxed) {
+                    i += 1;
                     if let Ok(mut s) = TcpStream::connect_timeout(&addr, secs(0.2)) {
                         connected += 1;
                         if (i + t) % 2 == 0 {
@@ -398,7 +407,9 @@ fn a_flood_and_a_slowloris_during_a_signal_storm_lose_nothing() {
         let stop = Arc::new(AtomicBool::new(false));
         let loris = slowloris(addr, 24, stop.clone());
         let flood_began = Instant::now();
-        let flooding = std::thread::spawn(move || (flood(addr, 10_000, 4), Instant::now()));
+        let orphans_made = Arc::new(AtomicBool::new(false));
+        let made = orphans_made.clone();
+        let flooding = std::thread::spawn(move || (flood_until(addr, 10_000, 4, made), Instant::now()));
         let mut most_fds = 0;
         for i in 0..RT_SIGNALS {
             shim.signal(rt);
@@ -409,6 +420,7 @@ fn a_flood_and_a_slowloris_during_a_signal_storm_lose_nothing() {
         }
         shim.expect("orphaned 300", secs(10.0));
         let orphaned = flood_began.elapsed();
+        orphans_made.store(true, Ordering::Relaxed);
         let (connected, flood_ended) = flooding.join().unwrap();
         assert!(
             flood_ended - flood_began > orphaned,
